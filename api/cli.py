@@ -1,4 +1,4 @@
-"""The ``guidetune`` command line (the api layer: parses, calls the layers below, prints)."""
+"""The ``guidetune`` command line (the api layer: parse, call the layers below, print)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+EXIT_USAGE = 2
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -16,20 +18,104 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    from guidetune.evaluators.tasks import TASKS, get_task
+
+    rows = []
+    for name in TASKS:
+        task = get_task(name)
+        rows.append({"task": name, "targets": task.targets(), "validity": task.validity_metric,
+                     "shape": list(task.shape), "description": task.description})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['task']:<16} targets: {', '.join(row['targets'])}\n{'':<16} {row['description']}")
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from guidetune.evaluators.config_io import read_config
+    from guidetune.evaluators.tasks import get_task
+    from guidetune.guidance import sample
+
+    task = get_task(args.task)
+    target = task.check_target(args.target)
+    params = read_config(args.config)
+    seeds = list(range(args.seed, args.seed + args.n))
+    guided = params.uses_variance_guidance or params.uses_mean_guidance or params.dsg
+    samples = sample(task.model, task.guide_log_prob(target, seeds) if guided else None, params, shape=task.shape,
+                     steps=task.steps, eta=task.eta, seeds=seeds, clip_x0=task.clip_x0, progress=not args.quiet)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, samples=task.export(samples), seeds=np.asarray(seeds), task=task.name, target=target,
+             config=json.dumps(params.to_dict()))
+    print(f"wrote {args.n} samples of {task.name} target {target} to {out}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from guidetune.evaluators.config_io import json_safe, read_config
+    from guidetune.evaluators.evaluate import evaluate
+    from guidetune.evaluators.tasks import get_task
+
+    task = get_task(args.task)
+    (result,) = evaluate(task, args.target, [read_config(args.config)], args.n, args.seed, progress=not args.quiet)
+    record = json_safe(result.to_dict())
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        for key in ("validity_metric", "validity", "guide_validity", "fidelity_fd", "kid", "precision", "recall",
+                    "forward_passes", "backward_passes", "seconds_per_sample", "failed"):
+            print(f"{key:>20}: {record[key]}")
+    return 0 if result.ok else 1
+
+
+def _add_trial_args(p: argparse.ArgumentParser, *, with_config: bool = True) -> None:
+    p.add_argument("--task", required=True, help="a task name (see `guidetune tasks`)")
+    p.add_argument("--target", required=True, help="the task's target (see `guidetune tasks`)")
+    if with_config:
+        p.add_argument("--config", required=True, help="guidance parameters: a JSON file or inline JSON "
+                       "(e.g. '{\"rho\": 1, \"mu\": 2, \"gamma\": 0.01}'), or a file written by `guidetune search --export`")
+    p.add_argument("--n", type=int, default=64, help="number of samples")
+    p.add_argument("--seed", type=int, default=0, help="first sample seed (sample i uses seed + i)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="guidetune", description="Automated hyperparameter search for training-free guidance.")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="guided sampling demo: unguided vs guided samples, with a picture")
+    demo = sub.add_parser("demo", help="the main job on the embedded defaults")
     demo.add_argument("--out", default="out/demo", help="folder for the PNGs and the JSON report")
     demo.add_argument("--n", type=int, default=500, help="samples per method")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=_cmd_demo)
+    tasks = sub.add_parser("tasks", help="list the bundled tasks and their targets")
+    tasks.add_argument("--json", action="store_true")
+    tasks.set_defaults(func=_cmd_tasks)
+    smp = sub.add_parser("sample", help="draw guided samples into an .npz file")
+    _add_trial_args(smp)
+    smp.add_argument("--out", required=True, help="output .npz (array `samples`; digits on the 0–16 pixel scale)")
+    smp.set_defaults(func=_cmd_sample)
+    ev = sub.add_parser("evaluate", help="sample and print the metrics of one configuration")
+    _add_trial_args(ev)
+    ev.add_argument("--json", action="store_true", help="print the TrialResult as JSON")
+    ev.set_defaults(func=_cmd_evaluate)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from guidetune.evaluators.errors import EvaluatorError
+    from guidetune.guidance import GuidanceError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (EvaluatorError, GuidanceError, FileNotFoundError) as exc:
+        print(f"guidetune {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -1,0 +1,200 @@
+"""Successive halving (Jamieson & Talwalkar, 2016; Li et al., Hyperband, 2018) around any searcher, with
+the sample count as the fidelity.
+
+One *bracket* = one batch of candidates from the inner searcher (a beam round, ``bracket_size``
+Optuna proposals). Rung ``r`` runs the bracket's surviving candidates on ``min_samples · ηʳ`` samples
+(the last rung on exactly ``max_samples``); after a rung the top ``max(1, ⌊m/η⌋)`` of its ``m``
+candidates (ranked by the objective at THAT rung only, ties by proposal order, failed never
+promoted) go on to the next rung. The inner searcher is told each candidate once, when its fate is
+known: COMPLETE with its full-size result if it reached the last rung, PRUNED with the result of the
+rung where it stopped (tag ``rung``) otherwise, or FAILED.
+
+When the inner searcher is finished (or after ``max_brackets``), the ``final_top`` best full-size
+configurations are re-evaluated at full size on held-out seeds (``seed_offset``), and ``best`` reports
+the best re-evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+from .base import Proposal, Searcher
+from .beam import BeamSearcher
+from .errors import SearchError
+from .objective import Objective
+from .space import SearchSpace
+from .trial import Trial, TrialState
+
+FINAL_SEED_OFFSET = 1_000_003  # held-out seeds for the final re-evaluation
+
+
+def rung_sizes(min_samples: int, eta: int, max_samples: int) -> list[int]:
+    """``[min, min·η, min·η², …, max]``: geometric up to ``max_samples``, the last rung exactly ``max_samples``."""
+    if min_samples < 1 or eta < 2 or max_samples < min_samples:
+        raise SearchError(f"need 1 <= min_samples <= max_samples and eta >= 2; got {min_samples}, {max_samples}, {eta}")
+    sizes = [min_samples]
+    while sizes[-1] < max_samples:
+        sizes.append(min(sizes[-1] * eta, max_samples))
+    return sizes
+
+
+class SuccessiveHalving(Searcher):
+    name = "successive-halving"
+
+    def __init__(self, inner: Searcher, *,
+                 min_samples: int = 16,             # samples at rung 0
+                 eta: int = 3,                      # keep the top 1/η at each rung, ×η samples next rung
+                 max_samples: int | None = None,    # the full sample count (default: inner.n_samples)
+                 bracket_size: int | None = None,   # candidates per bracket (None: the inner's natural batch)
+                 max_brackets: int | None = None,   # stop drawing candidates after this many brackets
+                 final_top: int = 1,                # configs re-evaluated at full size at the end
+                 trials: Iterable[Trial] = ()) -> None:
+        if inner.told or inner.pending:
+            raise SearchError("the inner searcher must be fresh: replay stored trials into the SuccessiveHalving wrapper")
+        if final_top < 0 or (max_brackets is not None and max_brackets < 1):
+            raise SearchError(f"need final_top >= 0 and max_brackets >= 1; got {final_top}, {max_brackets}")
+        self.inner = inner
+        self.eta = eta
+        self.rungs = rung_sizes(min_samples, eta, max_samples or inner.n_samples)
+        self.bracket_size = bracket_size
+        self.max_brackets = max_brackets
+        self.final_top = final_top
+        self._phase = "search"                        # search | final | done
+        self._bracket = 0
+        self._cands: list[Proposal] | None = None     # the current bracket's inner proposals
+        self._rung = 0
+        self._active: list[int] = []                  # candidate indices at the current rung
+        self._rung_results: dict[int, Trial] = {}
+        self._full: list[Trial] = []                  # COMPLETE last-rung trials, all brackets
+        self._final: list[dict[str, Any]] = []
+        self._final_results: dict[int, Trial] = {}
+        self.promotions: list[tuple[int, int, int, int]] = []  # (bracket, rung, n in, n promoted)
+        super().__init__(inner.space, inner.objective, inner.seed, n_samples=self.rungs[-1], trials=trials)
+
+    @property
+    def phase(self) -> str:
+        return self._phase
+
+    @property
+    def finished(self) -> bool:
+        return self._phase == "done"
+
+    # ---- bracket bookkeeping --------------------------------------------------------------
+    def _ensure_bracket(self) -> None:
+        while self._phase == "search" and self._cands is None:
+            if self.max_brackets is not None and self._bracket >= self.max_brackets:
+                self._enter_final()
+                return
+            cands = self.inner.ask(self.bracket_size)
+            if not cands:
+                self._enter_final()
+                return
+            self._cands, self._rung, self._active, self._rung_results = cands, 0, list(range(len(cands))), {}
+
+    def _enter_final(self) -> None:
+        ranked = sorted(self._full, key=lambda t: self.objective.score(t.result), reverse=True)
+        self._final = []
+        for t in ranked:
+            if t.params not in self._final and len(self._final) < self.final_top:
+                self._final.append(dict(t.params))
+        self._phase = "final" if self._final else "done"
+
+    def _tell_inner(self, c: int, trial: Trial, state: TrialState) -> None:
+        cand = self._cands[c]
+        self.inner.tell(Trial(number=trial.number, params=cand.params, n_samples=trial.n_samples, seed=trial.seed,
+                              state=state, result=trial.result,
+                              fail_reason=trial.fail_reason if state is TrialState.FAILED else None,
+                              tags={**cand.tags, "rung": self._rung, "rung_samples": self.rungs[self._rung]}))
+
+    # ---- ask / tell -----------------------------------------------------------------------
+    def _ask(self, n: int | None) -> list[Proposal]:
+        self._ensure_bracket()
+        out: list[Proposal] = []
+        if self._phase == "search":
+            pending = {p.tags["sh_candidate"] for p in self._pending
+                       if p.tags.get("sh_bracket") == self._bracket and p.tags.get("sh_rung") == self._rung}
+            for c in self._active:
+                if c in self._rung_results or c in pending:
+                    continue
+                if n is not None and len(out) >= n:
+                    break
+                out.append(Proposal(self._cands[c].params, self.rungs[self._rung],
+                                    tags={"sh_phase": "search", "sh_bracket": self._bracket, "sh_rung": self._rung,
+                                          "sh_candidate": c, "rung": self._rung}))
+        elif self._phase == "final":
+            pending = {p.tags["sh_candidate"] for p in self._pending if p.tags.get("sh_phase") == "final"}
+            for c, params in enumerate(self._final):
+                if c in self._final_results or c in pending:
+                    continue
+                if n is not None and len(out) >= n:
+                    break
+                out.append(Proposal(params, self.rungs[-1], tags={"sh_phase": "final", "sh_candidate": c},
+                                    seed_offset=FINAL_SEED_OFFSET))
+        return out
+
+    def _on_tell(self, trial: Trial) -> None:
+        self._ensure_bracket()
+        tags = trial.tags
+        if self._phase == "final":
+            c = tags.get("sh_candidate")
+            if tags.get("sh_phase") != "final" or c is None or not 0 <= c < len(self._final) or self._final[c] != trial.params:
+                raise SearchError(f"trial {trial.number} (tags {tags}) is not a final re-evaluation of this study")
+            self._final_results[c] = trial
+            if len(self._final_results) == len(self._final):
+                self._phase = "done"
+            return
+        c = tags.get("sh_candidate")
+        if (self._phase != "search" or tags.get("sh_bracket") != self._bracket or tags.get("sh_rung") != self._rung
+                or c not in self._active or self._cands[c].params != trial.params):
+            raise SearchError(
+                f"trial {trial.number} (tags {tags}) does not belong to bracket {self._bracket}, rung {self._rung}; "
+                "trials must be told in the order they were run"
+            )
+        self._rung_results[c] = trial
+        if len(self._rung_results) < len(self._active):
+            return
+        # The rung is complete: compare its candidates at this rung only.
+        results = self._rung_results
+        ok = [c for c in self._active if results[c].state is TrialState.COMPLETE]
+        ok.sort(key=lambda c: self.objective.score(results[c].result), reverse=True)  # stable: ties by index
+        last = self._rung == len(self.rungs) - 1
+        keep = ok if last else ok[: max(1, len(self._active) // self.eta)]
+        self.promotions.append((self._bracket, self._rung, len(self._active), len(keep)))
+        for c in self._active:
+            t = results[c]
+            if t.state is not TrialState.COMPLETE:
+                self._tell_inner(c, t, TrialState.FAILED)
+            elif last:
+                self._full.append(t)
+                self._tell_inner(c, t, TrialState.COMPLETE)
+            elif c not in keep:
+                self._tell_inner(c, t, TrialState.PRUNED)
+        if last or not keep:
+            self._cands, self._bracket = None, self._bracket + 1
+            self._ensure_bracket()
+        else:
+            self._active, self._rung, self._rung_results = sorted(keep), self._rung + 1, {}
+
+    def best(self, trials) -> Trial | None:
+        """The best final re-evaluation if there is one; otherwise the best full-size result."""
+        final = [t for t in trials if t.state is TrialState.COMPLETE and t.tags.get("sh_phase") == "final"]
+        if final:
+            return max(final, key=lambda t: self.objective.score(t.result))
+        full = [t for t in trials if t.state is TrialState.COMPLETE and t.n_samples == self.rungs[-1]]
+        if not full:
+            return None
+        best = max(full, key=lambda t: self.objective.score(t.result))
+        return best if self.objective.score(best.result) > -math.inf else None
+
+
+def make_multifidelity_beam(space: SearchSpace, objective: Objective, seed: int = 0, *,
+                            n_samples: int = 64, min_samples: int = 16, eta: int = 2,
+                            beam_width: int = 2, rounds: int = 6, final_top: int = 1,
+                            trials: Iterable[Trial] = ()) -> SuccessiveHalving:
+    """The doubling beam with successive halving inside each round (registry name ``beam-mf``)."""
+    inner = BeamSearcher(space, objective, seed, n_samples=n_samples, beam_width=beam_width, rounds=rounds)
+    sh = SuccessiveHalving(inner, min_samples=min_samples, eta=eta, max_samples=n_samples,
+                           final_top=final_top, trials=trials)
+    sh.name = "beam-mf"
+    return sh
