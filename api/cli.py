@@ -73,6 +73,46 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _cmd_search(args: argparse.Namespace) -> int:
+    from guidetune.evaluators.config_io import export_record, json_safe
+    from guidetune.searcher.local import run_local_search
+
+    search = run_local_search(
+        args.task, args.target, args.searcher, budget_samples=args.budget_samples, seed=args.seed,
+        objective=args.objective, max_fd_ratio=args.max_fd_ratio, n_samples=args.n_samples,
+        schedules=args.schedules, progress=not args.quiet,
+    )
+    outcome = search.outcome
+    if outcome.best is None:
+        print("guidetune search: no trial succeeded; every configuration failed (see --json for reasons)", file=sys.stderr)
+    best = outcome.best
+    record = export_record(
+        outcome.space.to_params(best.params), task=args.task, target=args.target,
+        metrics=best.result.to_dict() if best and best.result else {},
+    ) if best else None
+    summary = {
+        "searcher": args.searcher, "objective": search.objective.to_dict(), "best": record,
+        "best_score": outcome.best_score, "samples_spent": search.samples_spent, "trials": len(outcome.trials),
+        "stop_reason": outcome.stop_reason, "history": [list(h) for h in outcome.history],
+        "unguided": search.unguided.to_dict() if search.unguided else None,
+    }
+    if args.export and record:
+        Path(args.export).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.export).write_text(json.dumps(record, indent=2))
+    if args.optuna_storage:
+        from guidetune.searcher.optuna_export import export_to_optuna
+
+        export_to_optuna(outcome.trials, args.optuna_storage, args.study_name or f"{args.task}-{args.target}-{args.searcher}",
+                         search.objective, space=outcome.space)
+    if args.json:
+        print(json.dumps(json_safe(summary), indent=2))
+    elif record:
+        m = record["metrics"]
+        print(f"best {record['params']} \n  validity {m.get('validity')}  fidelity_fd {m.get('fidelity_fd')}  "
+              f"after {search.samples_spent} samples ({outcome.stop_reason})")
+    return 0 if best else 1
+
+
 def _add_trial_args(p: argparse.ArgumentParser, *, with_config: bool = True) -> None:
     p.add_argument("--task", required=True, help="a task name (see `guidetune tasks`)")
     p.add_argument("--target", required=True, help="the task's target (see `guidetune tasks`)")
@@ -103,17 +143,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trial_args(ev)
     ev.add_argument("--json", action="store_true", help="print the TrialResult as JSON")
     ev.set_defaults(func=_cmd_evaluate)
+    se = sub.add_parser("search", help="search guidance hyperparameters for a task and target, locally")
+    _add_trial_args(se, with_config=False)
+    se.add_argument("--searcher", default="beam-mf", help="beam | beam-mf | tpe | cmaes | random | grid | gp | nsga2")
+    se.add_argument("--budget-samples", type=int, required=True, help="total samples the search may draw")
+    se.add_argument("--n-samples", type=int, default=32, help="samples per trial at full fidelity")
+    se.add_argument("--objective", default="validity", help="validity | constrained | pareto")
+    se.add_argument("--max-fd-ratio", type=float, default=1.2, help="constrained: fidelity FD ≤ this × the unguided FD")
+    se.add_argument("--schedules", action="store_true", help="also search the ρ and μ schedules")
+    se.add_argument("--json", action="store_true", help="print the whole outcome as JSON")
+    se.add_argument("--export", help="write the best configuration here (the format `--config` reads)")
+    se.add_argument("--optuna-storage", help="also write the trials to this Optuna storage URL (e.g. sqlite:///study.db)")
+    se.add_argument("--study-name", help="Optuna study name (default TASK-TARGET-SEARCHER)")
+    se.set_defaults(func=_cmd_search)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from guidetune.evaluators.errors import EvaluatorError
     from guidetune.guidance import GuidanceError
+    from guidetune.searcher.errors import SearchError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (EvaluatorError, GuidanceError, FileNotFoundError) as exc:
+    except (EvaluatorError, GuidanceError, SearchError, FileNotFoundError) as exc:
         print(f"guidetune {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

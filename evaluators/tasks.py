@@ -43,6 +43,8 @@ class Task(ABC):
     eta: float = 1.0
     clip_x0: float | None = None
     validity_metric: str
+    validity_range: tuple[float, float] = (0.0, 1.0)  # typical worst and best validity, for normalised scores
+    strength_scale: float = 1.0                       # scales the searched ρ̄, μ̄ range to the guide's steepness
 
     @abstractmethod
     def targets(self) -> list[str]:
@@ -224,6 +226,8 @@ class DigitsInverseTask(_DigitsTask):
     name = "digits-inverse"
     description = "super-resolution (8×8 from 4×4) and inpainting (bottom half) of held-out digits from noisy measurements"
     validity_metric = "neg_residual_rmse"
+    validity_range = (-0.6, 0.0)
+    strength_scale = 0.01
     noise_std = 0.05
 
     def targets(self) -> list[str]:
@@ -287,6 +291,8 @@ class GmmInverseTask(Task):
     name = "gmm-inverse"
     description = "2-D Gaussian mixture, noisy observation of the first coordinate; exact posterior as ground truth"
     validity_metric = "neg_sliced_wasserstein"
+    validity_range = (-3.0, 0.0)
+    strength_scale = 0.02
     shape = (2,)
     noise_std = 0.3
     A = torch.tensor([[1.0, 0.0]], dtype=torch.float64)

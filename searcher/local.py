@@ -1,0 +1,102 @@
+"""A search on this machine, no server: the task's evaluator, the chosen objective and searcher,
+the study loop; what ``guidetune search`` calls."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from guidetune.evaluators.evaluate import evaluate
+from guidetune.evaluators.records import TrialResult
+from guidetune.evaluators.tasks import Task, get_task
+from guidetune.guidance import TFGParams
+
+from .base import SEARCHER_NAMES, make_searcher
+from .errors import SearchError, UnknownSearcherError
+from .objective import ConstrainedValidity, MaximizeValidity, Objective, ParetoValidityFidelity
+from .space import LogFloat, SearchSpace, default_tfg_space
+from .study import StudyOutcome, run_study, tfg_denoiser_passes
+
+OBJECTIVES = ("validity", "constrained", "pareto")
+
+
+class TaskEvaluator:
+    """The ``Evaluator`` protocol over a loaded task and target (what a Ray worker would hold)."""
+
+    def __init__(self, task: Task, target: str, *, batch_size: int | None = None):
+        self.task, self.target, self.batch_size = task, task.check_target(target), batch_size
+        self.passes_per_sample = functools.partial(tfg_denoiser_passes, n_steps=task.steps)
+
+    def __call__(self, configs: Sequence[TFGParams], n_samples: int, seed: int) -> list[TrialResult]:
+        return evaluate(self.task, self.target, configs, n_samples, seed, batch_size=self.batch_size)
+
+
+def task_space(task: Task, *, schedules: bool = False) -> SearchSpace:
+    """The default TFG space with ρ̄ and μ̄ rescaled by the task's ``strength_scale`` (the
+    log-likelihood's steepness differs by orders of magnitude between a classifier and a
+    measurement with small noise)."""
+    space = default_tfg_space(schedules=schedules)
+    scale = getattr(task, "strength_scale", 1.0)
+    params = tuple(
+        LogFloat(p.name, p.low * scale, p.high * scale, start=p.start * scale, factor=p.factor, cap=p.cap * scale)
+        if p.name in ("rho", "mu") else p
+        for p in space.params
+    )
+    return dataclasses.replace(space, params=params)
+
+
+def unguided_reference(evaluator: TaskEvaluator, n_samples: int, seed: int) -> TrialResult:
+    """The unguided sampler's result: the fidelity yardstick for constrained and Pareto objectives."""
+    (result,) = evaluator([TFGParams()], n_samples, seed)
+    return result
+
+
+def build_objective(kind: str, task: Task, unguided: TrialResult | None, max_fd_ratio: float) -> Objective:
+    lo, hi = getattr(task, "validity_range", (0.0, 1.0))
+    if kind == "validity":
+        return MaximizeValidity(validity_range=(lo, hi))
+    if unguided is None or not math.isfinite(unguided.fidelity_fd) or unguided.fidelity_fd <= 0:
+        raise SearchError(f"objective {kind!r} needs a finite unguided Fréchet distance as its yardstick")
+    if kind == "constrained":
+        return ConstrainedValidity(unguided_fd=unguided.fidelity_fd, max_ratio=max_fd_ratio, validity_range=(lo, hi))
+    if kind == "pareto":
+        return ParetoValidityFidelity(unguided_fd=unguided.fidelity_fd, validity_range=(lo, hi))
+    raise SearchError(f"unknown objective {kind!r}; choose one of {list(OBJECTIVES)}")
+
+
+@dataclass(frozen=True)
+class LocalSearch:
+    outcome: StudyOutcome
+    objective: Objective
+    unguided: TrialResult | None
+    samples_spent: int  # including the unguided reference
+
+
+def run_local_search(task_name: str, target: str, searcher_name: str, *, budget_samples: int, seed: int = 0,
+                     objective: str = "validity", max_fd_ratio: float = 1.2, n_samples: int = 32,
+                     schedules: bool = False, searcher_options: dict[str, Any] | None = None,
+                     progress: bool = True) -> LocalSearch:
+    """Validate everything, then search. Bad names and budgets fail before any sampling."""
+    task = get_task(task_name)
+    evaluator = TaskEvaluator(task, target)
+    if searcher_name not in SEARCHER_NAMES:
+        raise UnknownSearcherError(f"unknown searcher {searcher_name!r}; known searchers: {', '.join(SEARCHER_NAMES)}")
+    if objective not in OBJECTIVES:
+        raise SearchError(f"unknown objective {objective!r}; choose one of {list(OBJECTIVES)}")
+    reference_cost = n_samples if objective != "validity" else 0
+    if budget_samples < n_samples + reference_cost:
+        raise SearchError(
+            f"budget of {budget_samples} samples is smaller than one trial ({n_samples} samples"
+            + (f" plus {reference_cost} for the unguided reference" if reference_cost else "")
+            + "); raise --budget-samples or lower --n-samples"
+        )
+    space = task_space(task, schedules=schedules)
+    unguided = unguided_reference(evaluator, n_samples, seed) if reference_cost else None
+    goal = build_objective(objective, task, unguided, max_fd_ratio)
+    searcher = make_searcher(searcher_name, space, goal, seed, n_samples=n_samples, **(searcher_options or {}))
+    outcome = run_study(searcher, evaluator, budget_samples=budget_samples - reference_cost, seed=seed, progress=progress)
+    return LocalSearch(outcome, goal, unguided, outcome.samples_spent + reference_cost)
