@@ -1,0 +1,202 @@
+"""Searchers against an exhaustive grid oracle: best objective reached versus samples spent.
+
+1. The oracle: every point of the declared space's grid is evaluated once at ``--oracle-n`` samples
+   on fixed seeds (cached as JSON under ``--out``; delete the file to recompute).
+2. Each searcher runs ``--seeds`` times with a sample budget of ``--budget-fraction`` of the grid's
+   samples, on sample seeds disjoint from the oracle's.
+3. A searcher's progress is the *true* score (the oracle's value, on the oracle's seeds) of the
+   configuration it would report after each trial; off-grid configurations (TPE, CMA-ES, random)
+   are evaluated on the oracle's seeds when first needed.
+
+    python benchmarks/search_comparison.py --task gmm-inverse --target 1.5 --seeds 5
+    python benchmarks/search_comparison.py --task digits-label --target 3 --space small --seeds 5
+
+Writes ``{out}/{task}_{target}_oracle.json``, ``{out}/{task}_{target}_runs.json``,
+``{out}/{task}_{target}_curves.png`` and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from guidetune.evaluators.evaluate import evaluate
+from guidetune.evaluators.tasks import get_task
+from guidetune.searcher import MaximizeValidity, PowerOfTwoInt, SearchSpace, make_searcher, run_study
+from guidetune.searcher.local import TaskEvaluator, task_space
+
+KEY_FIELDS = ("rho", "mu", "gamma", "n_recur", "n_iter", "rho_schedule", "mu_schedule")
+ORACLE_SEED = 1_000_000
+PACK = 48
+
+
+def config_key(params: dict) -> str:
+    return json.dumps({k: (round(params[k], 9) if isinstance(params[k], float) else params[k]) for k in KEY_FIELDS}, sort_keys=True)
+
+
+def declared_space(task, size: str) -> SearchSpace:
+    space = task_space(task)
+    if size == "full":
+        return space
+    small = {"n_recur": PowerOfTwoInt("n_recur", 1, 2), "n_iter": PowerOfTwoInt("n_iter", 1, 4)}
+    return dataclasses.replace(space, params=tuple(small.get(p.name, p) for p in space.params))
+
+
+class Oracle:
+    """Scores on the oracle's seeds, from the grid table or evaluated on demand (and remembered)."""
+
+    def __init__(self, task, target, space, objective, n, path: Path):
+        self.task, self.target, self.space, self.objective, self.n, self.path = task, target, space, objective, n, path
+        self.table: dict[str, dict] = json.loads(path.read_text()) if path.exists() else {}
+
+    def fill_grid(self) -> float:
+        start = time.perf_counter()
+        todo = [self.space.to_params(v) for v in self.space.grid() if config_key(self.space.to_params(v).to_dict()) not in self.table]
+        groups: dict[tuple, list] = {}
+        for p in todo:
+            groups.setdefault(p.structure(), []).append(p)
+        done = 0
+        for configs in groups.values():
+            for lo in range(0, len(configs), PACK):
+                self._evaluate(configs[lo: lo + PACK])
+                done += len(configs[lo: lo + PACK])
+                print(f"  oracle: {done}/{len(todo)} configs", flush=True)
+        self.save()
+        return time.perf_counter() - start
+
+    def _evaluate(self, configs) -> None:
+        for r in evaluate(self.task, self.target, configs, self.n, ORACLE_SEED):
+            self.table[config_key(r.config)] = {"score": self.objective.score(r), "validity": r.validity,
+                                                "fidelity_fd": r.fidelity_fd, "failed": r.failed}
+
+    def score(self, params: dict) -> float:
+        key = config_key(params)
+        if key not in self.table:
+            self._evaluate([_params(params)])
+        return self.table[key]["score"]
+
+    def grid_scores(self) -> list[float]:
+        keys = {config_key(self.space.to_params(v).to_dict()) for v in self.space.grid()}
+        return [self.table[k]["score"] for k in keys]
+
+    def save(self) -> None:
+        self.path.write_text(json.dumps(self.table))
+
+
+def _params(d: dict):
+    from guidetune.guidance import TFGParams
+
+    return TFGParams.from_dict(d)
+
+
+def run_one(name, seed, task, target, space, objective, budget, n_samples, oracle):
+    searcher = make_searcher(name, space, objective, seed, n_samples=n_samples, **({"rounds": 12} if name.startswith("beam") else {}))
+    outcome = run_study(searcher, TaskEvaluator(task, target), budget_samples=budget, seed=10_000 * (seed + 1), progress=False)
+    curve, spent = [], 0
+    for i, trial in enumerate(outcome.trials):
+        spent += trial.n_samples
+        best = searcher.best(outcome.trials[: i + 1])
+        if best is not None:
+            curve.append((spent, oracle.score(space.to_params(best.params).to_dict())))
+    return {"searcher": name, "seed": seed, "curve": curve, "samples_spent": outcome.samples_spent,
+            "stop_reason": outcome.stop_reason, "trials": len(outcome.trials)}
+
+
+def samples_to_reach(curve, threshold) -> float:
+    for spent, score in curve:
+        if score >= threshold:
+            return spent
+    return math.inf
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="gmm-inverse")
+    parser.add_argument("--target", default="1.5")
+    parser.add_argument("--space", choices=("full", "small"), default="full")
+    parser.add_argument("--searchers", default="beam,beam-mf,tpe,cmaes,random")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--oracle-n", type=int, default=128)
+    parser.add_argument("--n-samples", type=int, default=64, help="samples per full-fidelity trial")
+    parser.add_argument("--budget-fraction", type=float, default=0.05)
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{args.task}_{args.target}_{args.space}"
+    task = get_task(args.task)
+    space = declared_space(task, args.space)
+    objective = MaximizeValidity(validity_range=task.validity_range)
+    oracle = Oracle(task, args.target, space, objective, args.oracle_n, out / f"{stem}_oracle.json")
+    grid_points = len(space.grid())
+    print(f"# grid: {grid_points} configs × {args.oracle_n} samples; oracle took {oracle.fill_grid():.0f} s")
+    grid = np.array(oracle.grid_scores())
+    best, unguided = float(np.max(grid)), oracle.score(_params({}).to_dict())
+    grid_samples = grid_points * args.oracle_n
+    budget = int(args.budget_fraction * grid_samples)
+    within = best - 0.02 * abs(best)  # "within 2% of the grid optimum" on the normalised score
+    print(f"# grid optimum {best:.4f}, unguided {unguided:.4f}, median grid point {np.median(grid):.4f}; "
+          f"budget {budget} samples ({args.budget_fraction:.0%} of {grid_samples})")
+
+    runs = []
+    for name in args.searchers.split(","):
+        for seed in range(args.seeds):
+            t0 = time.perf_counter()
+            runs.append(run_one(name, seed, task, args.target, space, objective, budget, args.n_samples, oracle))
+            print(f"  {name} seed {seed}: final {runs[-1]['curve'][-1][1] if runs[-1]['curve'] else float('nan'):.4f} "
+                  f"after {runs[-1]['samples_spent']} samples, {time.perf_counter() - t0:.0f} s", flush=True)
+        oracle.save()
+    (out / f"{stem}_runs.json").write_text(json.dumps({"args": vars(args), "grid_optimum": best, "unguided": unguided,
+                                                        "budget": budget, "runs": runs}))
+
+    beam_final = np.median([r["curve"][-1][1] for r in runs if r["searcher"] == "beam" and r["curve"]] or [math.nan])
+    print("\n| searcher | final true score (median [min, max] over seeds) | gap to grid optimum | "
+          "samples to within 2% (median) | samples to plain beam's final (median) |")
+    print("|---|---|---|---|---|")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name in args.searchers.split(","):
+        mine = [r for r in runs if r["searcher"] == name and r["curve"]]
+        finals = [r["curve"][-1][1] for r in mine]
+        reach = [samples_to_reach(r["curve"], within) for r in mine]
+        reach_beam = [samples_to_reach(r["curve"], beam_final) for r in mine]
+        print(f"| {name} | {np.median(finals):.4f} [{min(finals):.4f}, {max(finals):.4f}] | "
+              f"{(best - np.median(finals)) / max(abs(best), 1e-12):.1%} | {_fmt(np.median(reach))} | {_fmt(np.median(reach_beam))} |")
+        xs = np.linspace(0, budget, 100)
+        ys = np.array([[_step_value(r["curve"], x) for x in xs] for r in mine])
+        ax.plot(xs, np.nanmedian(ys, 0), label=name)
+        ax.fill_between(xs, np.nanpercentile(ys, 25, 0), np.nanpercentile(ys, 75, 0), alpha=0.15)
+    ax.axhline(best, color="k", ls="--", lw=1, label="grid optimum")
+    ax.axhline(unguided, color="grey", ls=":", lw=1, label="unguided")
+    ax.set_xlabel("samples spent")
+    ax.set_ylabel("true normalised score of the reported config")
+    ax.set_title(f"{args.task} target {args.target} ({args.space} space, {args.seeds} seeds, median and IQR)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / f"{stem}_curves.png", dpi=90)
+
+
+def _step_value(curve, x) -> float:
+    value = math.nan
+    for spent, score in curve:
+        if spent <= x:
+            value = score
+    return value
+
+
+def _fmt(x: float) -> str:
+    return "not reached" if not math.isfinite(x) else f"{int(x)}"
+
+
+if __name__ == "__main__":
+    main()
