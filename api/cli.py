@@ -11,9 +11,10 @@ EXIT_USAGE = 2
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from guidetune.evaluators.demo import run_demo
+    from guidetune.api.demo import run_demo
 
-    report = run_demo(Path(args.out), n=args.n, progress=not args.quiet)
+    report = run_demo(Path(args.out), task_name=args.task, target=args.target, budget_samples=args.budget_samples,
+                      progress=not args.quiet)
     print(json.dumps(report, indent=2))
     return 0
 
@@ -94,7 +95,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         "searcher": args.searcher, "objective": search.objective.to_dict(), "best": record,
         "best_score": outcome.best_score, "samples_spent": search.samples_spent, "trials": len(outcome.trials),
         "stop_reason": outcome.stop_reason, "history": [list(h) for h in outcome.history],
-        "unguided": search.unguided.to_dict() if search.unguided else None,
+        "unguided_fd_yardstick": search.unguided_fd,
     }
     if args.export and record:
         Path(args.export).parent.mkdir(parents=True, exist_ok=True)
@@ -129,7 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="the main job on the embedded defaults")
     demo.add_argument("--out", default="out/demo", help="folder for the PNGs and the JSON report")
-    demo.add_argument("--n", type=int, default=500, help="samples per method")
+    demo.add_argument("--task", default="digits-label")
+    demo.add_argument("--target", default="3")
+    demo.add_argument("--budget-samples", type=int, default=1500, help="samples the demo search may draw")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=_cmd_demo)
     tasks = sub.add_parser("tasks", help="list the bundled tasks and their targets")

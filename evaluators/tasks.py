@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from guidetune.guidance import GaussianMixture, MixtureEpsilonModel, linear_beta_alphas_cumprod, measurement_log_prob
+from guidetune.guidance import (GaussianMixture, MixtureEpsilonModel, TFGParams, linear_beta_alphas_cumprod,
+                                measurement_log_prob, sample)
 
 from . import metrics
 from .errors import UnknownTargetError, UnknownTaskError
@@ -80,6 +81,17 @@ class Task(ABC):
         """Samples in the form ``guidetune sample`` writes (model space unless a task says otherwise)."""
         return samples.detach().cpu().numpy()
 
+    def unguided_samples(self, n_samples: int, seed: int) -> torch.Tensor:
+        seeds = range(seed, seed + n_samples)
+        return sample(self.model, None, TFGParams(), shape=self.shape, steps=self.steps, eta=self.eta, seeds=seeds,
+                      clip_x0=self.clip_x0)
+
+    def fidelity_yardstick(self, target: str, n_samples: int, seed: int) -> tuple[float, int]:
+        """(Fréchet distance, samples drawn) of the unguided model's own samples of this target to the
+        reference: the yardstick for "no less faithful than unguided sampling"."""
+        samples = self.unguided_samples(n_samples, seed)
+        return metrics.frechet_distance(self.features(samples), self.reference_features(target)), n_samples
+
 
 # ---------------------------------------------------------------------------------------------
 # digits
@@ -121,6 +133,20 @@ class _DigitsTask(Task):
     def _class_logits(self, network, samples: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return network(samples)
+
+    def target_label(self, target: str) -> int:
+        return int(target)
+
+    def fidelity_yardstick(self, target: str, n_samples: int, seed: int) -> tuple[float, int]:
+        """Unguided samples that the judge assigns to the target's class, against that class's
+        held-out digits (all-class samples against one class would make any guidance look faithful)."""
+        label, kept, drawn, chunk = self.target_label(target), [], 0, 10 * n_samples
+        while sum(len(k) for k in kept) < n_samples and drawn < 40 * n_samples:
+            batch = self.unguided_samples(chunk, seed + drawn)
+            drawn += chunk
+            kept.append(batch[self._class_logits(self.models.judge, batch).argmax(1) == label])
+        samples = torch.cat(kept)[:n_samples]
+        return metrics.frechet_distance(self.features(samples), self.reference_features(target)), drawn
 
 
 class DigitsLabelTask(_DigitsTask):
@@ -211,6 +237,9 @@ class DigitsCombinedTask(_DigitsTask):
                 "mass_mae": float((true_mass - mass).abs().mean()),
             },
         )
+
+    def target_label(self, target: str) -> int:
+        return self._parse(target)[0]
 
     def reference_features(self, target: str) -> torch.Tensor:
         label, _ = self._parse(target)

@@ -49,22 +49,16 @@ def task_space(task: Task, *, schedules: bool = False) -> SearchSpace:
     return dataclasses.replace(space, params=params)
 
 
-def unguided_reference(evaluator: TaskEvaluator, n_samples: int, seed: int) -> TrialResult:
-    """The unguided sampler's result: the fidelity yardstick for constrained and Pareto objectives."""
-    (result,) = evaluator([TFGParams()], n_samples, seed)
-    return result
-
-
-def build_objective(kind: str, task: Task, unguided: TrialResult | None, max_fd_ratio: float) -> Objective:
-    lo, hi = getattr(task, "validity_range", (0.0, 1.0))
+def build_objective(kind: str, task: Task, unguided_fd: float | None, max_fd_ratio: float) -> Objective:
+    lo, hi = task.validity_range
     if kind == "validity":
         return MaximizeValidity(validity_range=(lo, hi))
-    if unguided is None or not math.isfinite(unguided.fidelity_fd) or unguided.fidelity_fd <= 0:
+    if unguided_fd is None or not math.isfinite(unguided_fd) or unguided_fd <= 0:
         raise SearchError(f"objective {kind!r} needs a finite unguided Fréchet distance as its yardstick")
     if kind == "constrained":
-        return ConstrainedValidity(unguided_fd=unguided.fidelity_fd, max_ratio=max_fd_ratio, validity_range=(lo, hi))
+        return ConstrainedValidity(unguided_fd=unguided_fd, max_ratio=max_fd_ratio, validity_range=(lo, hi))
     if kind == "pareto":
-        return ParetoValidityFidelity(unguided_fd=unguided.fidelity_fd, validity_range=(lo, hi))
+        return ParetoValidityFidelity(unguided_fd=unguided_fd, validity_range=(lo, hi))
     raise SearchError(f"unknown objective {kind!r}; choose one of {list(OBJECTIVES)}")
 
 
@@ -72,8 +66,8 @@ def build_objective(kind: str, task: Task, unguided: TrialResult | None, max_fd_
 class LocalSearch:
     outcome: StudyOutcome
     objective: Objective
-    unguided: TrialResult | None
-    samples_spent: int  # including the unguided reference
+    unguided_fd: float | None  # the fidelity yardstick (unguided samples of the target)
+    samples_spent: int         # including the yardstick's unguided samples
 
 
 def run_local_search(task_name: str, target: str, searcher_name: str, *, budget_samples: int, seed: int = 0,
@@ -87,16 +81,12 @@ def run_local_search(task_name: str, target: str, searcher_name: str, *, budget_
         raise UnknownSearcherError(f"unknown searcher {searcher_name!r}; known searchers: {', '.join(SEARCHER_NAMES)}")
     if objective not in OBJECTIVES:
         raise SearchError(f"unknown objective {objective!r}; choose one of {list(OBJECTIVES)}")
-    reference_cost = n_samples if objective != "validity" else 0
-    if budget_samples < n_samples + reference_cost:
-        raise SearchError(
-            f"budget of {budget_samples} samples is smaller than one trial ({n_samples} samples"
-            + (f" plus {reference_cost} for the unguided reference" if reference_cost else "")
-            + "); raise --budget-samples or lower --n-samples"
-        )
+    if budget_samples < n_samples:
+        raise SearchError(f"budget of {budget_samples} samples is smaller than one trial ({n_samples} samples); "
+                          "raise --budget-samples or lower --n-samples")
     space = task_space(task, schedules=schedules)
-    unguided = unguided_reference(evaluator, n_samples, seed) if reference_cost else None
-    goal = build_objective(objective, task, unguided, max_fd_ratio)
+    unguided_fd, reference_cost = (None, 0) if objective == "validity" else task.fidelity_yardstick(target, n_samples, seed)
+    goal = build_objective(objective, task, unguided_fd, max_fd_ratio)
     searcher = make_searcher(searcher_name, space, goal, seed, n_samples=n_samples, **(searcher_options or {}))
-    outcome = run_study(searcher, evaluator, budget_samples=budget_samples - reference_cost, seed=seed, progress=progress)
-    return LocalSearch(outcome, goal, unguided, outcome.samples_spent + reference_cost)
+    outcome = run_study(searcher, evaluator, budget_samples=budget_samples, seed=seed, progress=progress)
+    return LocalSearch(outcome, goal, unguided_fd, outcome.samples_spent + reference_cost)

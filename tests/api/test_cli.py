@@ -53,3 +53,14 @@ def test_search_rejects_bad_input_before_sampling(args, message):
     base.update(dict(zip(args[::2], args[1::2])))
     out = run("search", *[x for kv in base.items() for x in kv], "--quiet")
     assert out.returncode == 2 and message in out.stderr, out.stderr
+
+
+@pytest.mark.slow
+def test_demo_runs_the_main_job_end_to_end(tmp_path):
+    out = run("demo", "--out", str(tmp_path), "--budget-samples", "300", "--quiet")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    check = report["fresh_seed_check (64 samples)"]
+    assert check["best config"]["judge_accuracy"] > check["unguided"]["judge_accuracy"] + 0.3
+    assert (tmp_path / "samples.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "best_config.json").read_text())["format"] == "guidetune.config/1"
