@@ -98,9 +98,13 @@ def evaluate(
     return results
 
 
-def _fidelity(features: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
+def _fidelity(features: torch.Tensor, reference: torch.Tensor | None) -> dict[str, float]:
+    """FD, KID and k-NN precision/recall against the reference; NaN where either set is too small
+    (a task without reference data has no fidelity)."""
     n = features.shape[0]
     out = {"fidelity_fd": math.nan, "kid": math.nan, "precision": math.nan, "recall": math.nan}
+    if reference is None or reference.shape[0] < 2:
+        return out
     if n >= 2:
         out["fidelity_fd"] = metrics.frechet_distance(features, reference)
         out["kid"] = metrics.kernel_inception_distance(features, reference)

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -233,7 +234,9 @@ def _existing(spec: FileTaskSpec, path: str, role: str) -> Path:
 def _load_script(spec: FileTaskSpec, path: str, role: str) -> torch.jit.ScriptModule:
     resolved = _existing(spec, path, role)
     try:
-        module = torch.jit.load(str(resolved), map_location="cpu")
+        with warnings.catch_warnings():  # TorchScript is this format's choice; don't nag the user about it
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.* is deprecated", category=DeprecationWarning)
+            module = torch.jit.load(str(resolved), map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError, ValueError, … for bad files
         raise TaskFileError(
             f"{role} file {resolved} is not a TorchScript file ({_why_not_torchscript(resolved)}; torch.jit.load said: "

@@ -379,7 +379,13 @@ TASKS: dict[str, Callable[[], Task]] = {
 
 @functools.lru_cache(maxsize=None)
 def get_task(name: str) -> Task:
-    """The bundled task called ``name`` (loaded once per process)."""
+    """The bundled task called ``name``, or a user's task from a JSON spec file path (see
+    ``evaluators/file_task.py``); loaded once per process."""
+    if name.endswith(".json"):
+        from .file_task import load_file_task
+
+        return load_file_task(name)
     if name not in TASKS:
-        raise UnknownTaskError(f"unknown task {name!r}; known tasks: {sorted(TASKS)} (or load your own with load_file_task)")
+        raise UnknownTaskError(f"unknown task {name!r}; known tasks: {sorted(TASKS)}, or the path of a task spec "
+                               "(.json) describing your own model and predictor")
     return TASKS[name]()
