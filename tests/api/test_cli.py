@@ -64,3 +64,15 @@ def test_demo_runs_the_main_job_end_to_end(tmp_path):
     assert check["best config"]["judge_accuracy"] > check["unguided"]["judge_accuracy"] + 0.3
     assert (tmp_path / "samples.png").stat().st_size > 1000
     assert json.loads((tmp_path / "best_config.json").read_text())["format"] == "guidetune.config/1"
+
+
+def test_search_writes_an_optuna_study_that_optuna_opens(tmp_path):
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    out = run("search", "--task", "gmm-inverse", "--target", "0.0", "--searcher", "random", "--budget-samples", "96",
+              "--n-samples", "16", "--quiet", "--optuna-storage", url, "--study-name", "demo-study")
+    assert out.returncode == 0, out.stderr
+    study = optuna.load_study(study_name="demo-study", storage=url)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) >= 4 and all(0.0 <= t.value <= 1.0 for t in complete)  # groups that would overrun 96 never start
