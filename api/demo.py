@@ -49,7 +49,8 @@ def run_demo(out: Path, *, task_name: str = "digits-label", target: str = "3", b
         "fresh_seed_check (64 samples)": {
             "unguided": {"judge_accuracy": unguided_result.validity, "fidelity_fd": unguided_result.fidelity_fd},
             "best config": {"judge_accuracy": best_result.validity, "guide_accuracy": best_result.guide_validity,
-                            "fidelity_fd": best_result.fidelity_fd, "unguided_class_fd_yardstick": search.unguided_fd},
+                            "fidelity_fd": best_result.fidelity_fd,
+                            "unguided_class_fd_yardstick": task.fidelity_yardstick(target, 64, check_seed)[0]},
         },
         "files": [str(out / name) for name in ("best_config.json", "samples.png", "search_progress.png")],
     })

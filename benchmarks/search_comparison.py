@@ -33,7 +33,8 @@ import numpy as np
 from guidetune.evaluators.evaluate import evaluate
 from guidetune.evaluators.tasks import get_task
 from guidetune.searcher import ConstrainedValidity, MaximizeValidity, PowerOfTwoInt, SearchSpace, make_searcher, run_study
-from guidetune.searcher.local import TaskEvaluator, task_space
+from guidetune.evaluators.records import TrialResult
+from guidetune.searcher.local import TaskEvaluator, fidelity_yardsticks, task_space
 
 KEY_FIELDS = ("rho", "mu", "gamma", "n_recur", "n_iter", "rho_schedule", "mu_schedule")
 ORACLE_SEED = 1_000_000
@@ -81,18 +82,21 @@ class Oracle:
 
     def _evaluate(self, configs) -> None:
         for r in evaluate(self.task, self.target, configs, self.n, ORACLE_SEED):
-            self.table[config_key(r.config)] = {"score": self.objective.score(r), "validity": r.validity,
-                                                "fidelity_fd": r.fidelity_fd, "failed": r.failed}
+            self.table[config_key(r.config)] = {"validity": r.validity, "fidelity_fd": r.fidelity_fd, "failed": r.failed}
 
     def score(self, params: dict) -> float:
+        """The objective's score of the stored metrics (so a changed objective needs no resampling)."""
         key = config_key(params)
         if key not in self.table:
             self._evaluate([_params(params)])
-        return self.table[key]["score"]
+        m = self.table[key]
+        result = TrialResult(task=self.task.name, target=self.target, config=params, n_samples=self.n, seed=ORACLE_SEED,
+                             validity=m["validity"], validity_metric=self.task.validity_metric,
+                             fidelity_fd=m["fidelity_fd"], failed=m["failed"])
+        return self.objective.score(result)
 
     def grid_scores(self) -> list[float]:
-        keys = {config_key(self.space.to_params(v).to_dict()) for v in self.space.grid()}
-        return [self.table[k]["score"] for k in keys]
+        return [self.score(self.space.to_params(v).to_dict()) for v in self.space.grid()]
 
     def save(self) -> None:
         self.path.write_text(json.dumps(self.table))
@@ -144,9 +148,10 @@ def main() -> None:
     stem = f"{args.task}_{args.target}_{args.space}_{args.objective}"
     task = get_task(args.task)
     space = declared_space(task, args.space)
-    if args.objective == "constrained":
-        yardstick, _ = task.fidelity_yardstick(args.target, args.oracle_n, ORACLE_SEED)
-        objective = ConstrainedValidity(unguided_fd=yardstick, max_ratio=1.2, validity_range=task.validity_range)
+    if args.objective == "constrained":   # one yardstick per sample count: FD is biased upward at small n
+        yardsticks, _ = fidelity_yardsticks(task, args.target, max(args.oracle_n, args.n_samples), ORACLE_SEED)
+        objective = ConstrainedValidity(unguided_fd=yardsticks, max_ratio=1.2, validity_range=task.validity_range)
+        print(f"# unguided class FD by sample count: {yardsticks}")
     else:
         objective = MaximizeValidity(validity_range=task.validity_range)
     oracle = Oracle(task, args.target, space, objective, args.oracle_n, out / f"{stem}_oracle.json")

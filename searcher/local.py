@@ -49,12 +49,27 @@ def task_space(task: Task, *, schedules: bool = False) -> SearchSpace:
     return dataclasses.replace(space, params=params)
 
 
-def build_objective(kind: str, task: Task, unguided_fd: float | None, max_fd_ratio: float) -> Objective:
+def fidelity_yardsticks(task: Task, target: str, n_samples: int, seed: int, *, smallest: int = 8) -> tuple[dict[int, float], int]:
+    """The unguided FD at n_samples, n_samples/2, … down to ``smallest`` (every count a multi-fidelity
+    rung may use: FD is biased upward at small n, so each trial is held against its own n), and the
+    unguided samples drawn for them."""
+    table, drawn, n = {}, 0, n_samples
+    while True:
+        table[n], cost = task.fidelity_yardstick(target, n, seed + drawn)
+        drawn += cost
+        if n // 2 < smallest:
+            return table, drawn
+        n //= 2
+
+
+def build_objective(kind: str, task: Task, unguided_fd: dict[int, float] | float | None, max_fd_ratio: float) -> Objective:
     lo, hi = task.validity_range
     if kind == "validity":
         return MaximizeValidity(validity_range=(lo, hi))
-    if unguided_fd is None or not math.isfinite(unguided_fd) or unguided_fd <= 0:
-        raise SearchError(f"objective {kind!r} needs a finite unguided Fréchet distance as its yardstick")
+    values = list(unguided_fd.values()) if isinstance(unguided_fd, dict) else [unguided_fd]
+    if unguided_fd is None or not all(v is not None and math.isfinite(v) and v > 0 for v in values):
+        raise SearchError(f"objective {kind!r} needs a finite unguided Fréchet distance as its yardstick; "
+                          "the task has no reference data for fidelity")
     if kind == "constrained":
         return ConstrainedValidity(unguided_fd=unguided_fd, max_ratio=max_fd_ratio, validity_range=(lo, hi))
     if kind == "pareto":
@@ -66,7 +81,7 @@ def build_objective(kind: str, task: Task, unguided_fd: float | None, max_fd_rat
 class LocalSearch:
     outcome: StudyOutcome
     objective: Objective
-    unguided_fd: float | None  # the fidelity yardstick (unguided samples of the target)
+    unguided_fd: dict[int, float] | None  # the fidelity yardstick by sample count (unguided samples of the target)
     samples_spent: int         # including the yardstick's unguided samples
 
 
@@ -85,7 +100,7 @@ def run_local_search(task_name: str, target: str, searcher_name: str, *, budget_
         raise SearchError(f"budget of {budget_samples} samples is smaller than one trial ({n_samples} samples); "
                           "raise --budget-samples or lower --n-samples")
     space = task_space(task, schedules=schedules)
-    unguided_fd, reference_cost = (None, 0) if objective == "validity" else task.fidelity_yardstick(target, n_samples, seed)
+    unguided_fd, reference_cost = (None, 0) if objective == "validity" else fidelity_yardsticks(task, target, n_samples, seed)
     goal = build_objective(objective, task, unguided_fd, max_fd_ratio)
     searcher = make_searcher(searcher_name, space, goal, seed, n_samples=n_samples, **(searcher_options or {}))
     outcome = run_study(searcher, evaluator, budget_samples=budget_samples, seed=seed, progress=progress)

@@ -33,11 +33,26 @@ def _check_range(validity_range: Sequence[float]) -> tuple[float, float]:
     return lo, hi
 
 
-def _check_fd(unguided_fd: float) -> float:
-    fd = float(unguided_fd)
-    if not math.isfinite(fd) or fd <= 0:
-        raise ObjectiveError(f"unguided_fd must be a finite positive Fréchet distance, got {unguided_fd!r}")
-    return fd
+def _check_fd(unguided_fd) -> float | tuple[tuple[int, float], ...]:
+    """A single FD, or a table ((n_samples, FD), …): Fréchet distance is biased upward at small n, so
+    a trial must be held against the unguided FD measured at its own sample count."""
+    if isinstance(unguided_fd, (int, float)):
+        table = None
+        values = [float(unguided_fd)]
+    else:
+        items = unguided_fd.items() if isinstance(unguided_fd, dict) else unguided_fd
+        table = tuple(sorted((int(n), float(fd)) for n, fd in items))
+        values = [fd for _, fd in table]
+    if not values or any(not math.isfinite(fd) or fd <= 0 for fd in values):
+        raise ObjectiveError(f"unguided_fd must be finite positive Fréchet distance(s), got {unguided_fd!r}")
+    return table if table is not None else values[0]
+
+
+def _yardstick(unguided_fd, n_samples: int) -> float:
+    """The unguided FD at ``n_samples`` (from a table: that count, else the nearest on a log scale)."""
+    if isinstance(unguided_fd, float):
+        return unguided_fd
+    return min(unguided_fd, key=lambda entry: abs(math.log(entry[0] / max(n_samples, 1))))[1]
 
 
 class Objective(ABC):
@@ -107,7 +122,7 @@ class ConstrainedValidity(Objective):
     infeasible trials the smaller violation wins. Optuna samplers also get ``c`` as a constraint.
     """
 
-    unguided_fd: float
+    unguided_fd: float | tuple[tuple[int, float], ...]   # one FD, or ((n_samples, FD), …)
     max_ratio: float = 1.5
     validity_range: tuple[float, float] = (0.0, 1.0)
 
@@ -126,7 +141,7 @@ class ConstrainedValidity(Objective):
     def constraint(self, result):
         if not self._usable(result):
             return None
-        return math.log(result.fidelity_fd / self.unguided_fd) - math.log(self.max_ratio)
+        return math.log(result.fidelity_fd / _yardstick(self.unguided_fd, result.n_samples)) - math.log(self.max_ratio)
 
     def score(self, result):
         if not self._usable(result):
@@ -144,7 +159,7 @@ class ParetoValidityFidelity(Objective):
     """Two objectives: maximise ``v`` and minimise ``ℓ`` (FD log-ratio). ``score = v − tradeoff·ℓ`` only
     ranks trials where one best is needed (reports, convergence); the front itself is the answer."""
 
-    unguided_fd: float
+    unguided_fd: float | tuple[tuple[int, float], ...]   # one FD, or ((n_samples, FD), …)
     validity_range: tuple[float, float] = (0.0, 1.0)
     tradeoff: float = 1.0
 
@@ -161,7 +176,8 @@ class ParetoValidityFidelity(Objective):
         if not (_usable(result) and math.isfinite(result.fidelity_fd) and result.fidelity_fd > 0):
             return None
         lo, hi = self.validity_range
-        return ((result.validity - lo) / (hi - lo), math.log(result.fidelity_fd / self.unguided_fd))
+        return ((result.validity - lo) / (hi - lo),
+                math.log(result.fidelity_fd / _yardstick(self.unguided_fd, result.n_samples)))
 
     def score(self, result):
         vals = self.values(result)
