@@ -79,7 +79,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from guidetune.searcher.local import run_local_search
 
     search = run_local_search(
-        args.task, args.target, args.searcher, budget_samples=args.budget_samples, seed=args.seed,
+        args.task, args.target, args.searcher, budget_samples=args.budget_samples, budget_passes=args.budget_passes,
+        seed=args.seed,
         objective=args.objective, max_fd_ratio=args.max_fd_ratio, n_samples=args.n_samples,
         schedules=args.schedules, progress=not args.quiet,
     )
@@ -93,7 +94,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     ) if best else None
     summary = {
         "searcher": args.searcher, "objective": search.objective.to_dict(), "best": record,
-        "best_score": outcome.best_score, "samples_spent": search.samples_spent, "trials": len(outcome.trials),
+        "best_score": outcome.best_score, "samples_spent": search.samples_spent,
+        "denoiser_passes_spent": outcome.passes_spent, "trials": len(outcome.trials),
         "stop_reason": outcome.stop_reason, "history": [list(h) for h in outcome.history],
         "unguided_fd_yardstick": search.unguided_fd,
     }
@@ -149,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     se = sub.add_parser("search", help="search guidance hyperparameters for a task and target, locally")
     _add_trial_args(se, with_config=False)
     se.add_argument("--searcher", default="beam-mf", help="beam | beam-mf | tpe | cmaes | random | grid | gp | nsga2")
-    se.add_argument("--budget-samples", type=int, required=True, help="total samples the search may draw")
+    se.add_argument("--budget-samples", type=int, help="total samples the search may draw")
+    se.add_argument("--budget-passes", type=float, help="total denoiser passes (forward + backward) the search may spend")
     se.add_argument("--n-samples", type=int, default=32, help="samples per trial at full fidelity")
     se.add_argument("--objective", default="validity", help="validity | constrained | pareto")
     se.add_argument("--max-fd-ratio", type=float, default=1.2, help="constrained: fidelity FD ≤ this × the unguided FD")

@@ -85,7 +85,8 @@ class LocalSearch:
     samples_spent: int         # including the yardstick's unguided samples
 
 
-def run_local_search(task_name: str, target: str, searcher_name: str, *, budget_samples: int, seed: int = 0,
+def run_local_search(task_name: str, target: str, searcher_name: str, *, budget_samples: int | None = None,
+                     budget_passes: float | None = None, seed: int = 0,
                      objective: str = "validity", max_fd_ratio: float = 1.2, n_samples: int = 32,
                      schedules: bool = False, searcher_options: dict[str, Any] | None = None,
                      progress: bool = True) -> LocalSearch:
@@ -96,12 +97,15 @@ def run_local_search(task_name: str, target: str, searcher_name: str, *, budget_
         raise UnknownSearcherError(f"unknown searcher {searcher_name!r}; known searchers: {', '.join(SEARCHER_NAMES)}")
     if objective not in OBJECTIVES:
         raise SearchError(f"unknown objective {objective!r}; choose one of {list(OBJECTIVES)}")
-    if budget_samples < n_samples:
+    if budget_samples is None and budget_passes is None:
+        raise SearchError("give a budget: --budget-samples (samples drawn) and/or --budget-passes (denoiser passes)")
+    if budget_samples is not None and budget_samples < n_samples:
         raise SearchError(f"budget of {budget_samples} samples is smaller than one trial ({n_samples} samples); "
                           "raise --budget-samples or lower --n-samples")
     space = task_space(task, schedules=schedules)
     unguided_fd, reference_cost = (None, 0) if objective == "validity" else fidelity_yardsticks(task, target, n_samples, seed)
     goal = build_objective(objective, task, unguided_fd, max_fd_ratio)
     searcher = make_searcher(searcher_name, space, goal, seed, n_samples=n_samples, **(searcher_options or {}))
-    outcome = run_study(searcher, evaluator, budget_samples=budget_samples, seed=seed, progress=progress)
+    outcome = run_study(searcher, evaluator, budget_samples=budget_samples, budget_passes=budget_passes, seed=seed,
+                        progress=progress)
     return LocalSearch(outcome, goal, unguided_fd, outcome.samples_spent + reference_cost)

@@ -76,3 +76,14 @@ def test_search_writes_an_optuna_study_that_optuna_opens(tmp_path):
     study = optuna.load_study(study_name="demo-study", storage=url)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) >= 4 and all(0.0 <= t.value <= 1.0 for t in complete)  # groups that would overrun 96 never start
+
+
+def test_search_respects_a_denoiser_pass_budget():
+    out = run("search", "--task", "gmm-inverse", "--target", "1.5", "--searcher", "beam", "--budget-passes", "40000",
+              "--n-samples", "16", "--json", "--quiet")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["stop_reason"] in ("budget_passes", "finished")
+    assert 0 < summary["denoiser_passes_spent"] <= 40000
+    none = run("search", "--task", "gmm-inverse", "--target", "1.5", "--quiet")
+    assert none.returncode == 2 and "give a budget" in none.stderr
