@@ -10,7 +10,7 @@ import torch
 
 from guidetune.guidance import (
     EpsilonFromV, EpsilonFromX0, GuidanceConfigError, TFGParams, linear_beta_alphas_cumprod, momentum_sample,
-    momentum_step, sample, ve_denoiser_from_vp,
+    momentum_step, ve_denoiser_from_vp,
 )
 from guidetune.guidance.schedules import ddim_timesteps, gamma_schedule, step_alphas, strength_schedule
 
