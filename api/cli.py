@@ -46,8 +46,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     target = task.check_target(args.target)
     params = read_config(args.config)
     seeds = list(range(args.seed, args.seed + args.n))
-    guided = params.uses_variance_guidance or params.uses_mean_guidance or params.dsg
-    samples = sample(task.model, task.guide_log_prob(target, seeds) if guided else None, params, shape=task.shape,
+    samples = sample(task.model, task.guide_log_prob(target, seeds) if params.needs_log_prob else None, params, shape=task.shape,
                      steps=task.steps, eta=task.eta, seeds=seeds, clip_x0=task.clip_x0, progress=not args.quiet)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

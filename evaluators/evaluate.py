@@ -63,9 +63,8 @@ def evaluate(
     seeds = [seed + i for i in range(n_samples)] * len(configs)
     packed = pack_params(configs, n_samples)
     log_prob = task.guide_log_prob(target, seeds)
-    guided = packed.uses_variance_guidance or packed.uses_mean_guidance or packed.dsg
     run = sample_with_stats(
-        task.model, log_prob if guided else None, packed, shape=task.shape, steps=task.steps, eta=task.eta,
+        task.model, log_prob if packed.needs_log_prob else None, packed, shape=task.shape, steps=task.steps, eta=task.eta,
         seeds=seeds, clip_x0=task.clip_x0, batch_size=batch_size, progress=progress, on_nonfinite="mark",
     )
     reference = task.reference_features(target)

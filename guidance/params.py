@@ -103,6 +103,11 @@ class TFGParams:
         return _maybe_nonzero(self.mu) and self.n_iter > 0
 
     @property
+    def needs_log_prob(self) -> bool:
+        """Whether sampling with these params calls the predictor (any guidance term, or DSG)."""
+        return self.uses_variance_guidance or self.uses_mean_guidance or self.dsg
+
+    @property
     def uses_smoothing(self) -> bool:
         return _maybe_nonzero(self.gamma)
 

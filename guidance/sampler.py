@@ -113,8 +113,7 @@ def sample_with_stats(
         raise GuidanceConfigError(f"shape must be the per-sample shape, e.g. (1, 8, 8); got {shape}")
     if not isinstance(params, TFGParams):
         raise GuidanceConfigError(f"params must be a TFGParams, got {type(params).__name__}")
-    guided = params.uses_variance_guidance or params.uses_mean_guidance
-    if (guided or params.dsg) and log_prob is None:
+    if params.needs_log_prob and log_prob is None:
         raise GuidanceConfigError("these params guide the sampler, so log_prob must be given")
     if params.dsg and eta <= 0:
         raise GuidanceConfigError("DSG needs a stochastic sampler (eta > 0): its sphere radius is √n·σ_t")

@@ -5,16 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from guidetune.evaluators.tasks import gmm_inverse_mixture
 from guidetune.guidance import GaussianMixture, MixtureEpsilonModel, linear_beta_alphas_cumprod, measurement_log_prob
 
 
 @pytest.fixture(scope="session")
 def mixture() -> GaussianMixture:
-    return GaussianMixture(
-        torch.tensor([0.5, 0.5], dtype=torch.float64),
-        torch.tensor([[-2.0, 0.0], [2.0, 1.0]], dtype=torch.float64),
-        torch.stack([torch.eye(2) * 0.3, torch.tensor([[0.5, 0.2], [0.2, 0.4]])]).double(),
-    )
+    """The gmm-inverse task's prior: two anisotropic Gaussians in 2-D."""
+    return gmm_inverse_mixture()
 
 
 @pytest.fixture(scope="session")
