@@ -6,7 +6,7 @@ from .base import SEARCHER_NAMES, Evaluator, Proposal, Searcher, make_searcher
 from .beam import BeamSearcher
 from .errors import (BudgetTooSmallError, EvaluatorContractError, IllegalTransitionError, ImmutableTrialError,
                      MissingDependencyError, ObjectiveError, SearchError, SearchSpaceError, UnknownSearcherError)
-from .multifidelity import SuccessiveHalving, make_multifidelity_beam, rung_sizes
+from .multifidelity import AdaptiveFidelityBeam, SuccessiveHalving, make_multifidelity_tpe, rung_sizes
 from .objective import (ConstrainedValidity, MaximizeValidity, Objective, ParetoValidityFidelity,
                         ReferenceTFGScore, objective_from_dict)
 from .space import (Categorical, LogFloat, PowerOfTwoInt, SearchSpace, default_tfg_space,
@@ -18,7 +18,7 @@ __all__ = [
     "SEARCHER_NAMES", "Evaluator", "Proposal", "Searcher", "make_searcher", "BeamSearcher",
     "BudgetTooSmallError", "EvaluatorContractError", "IllegalTransitionError", "ImmutableTrialError",
     "MissingDependencyError", "ObjectiveError", "SearchError", "SearchSpaceError", "UnknownSearcherError",
-    "SuccessiveHalving", "make_multifidelity_beam", "rung_sizes",
+    "AdaptiveFidelityBeam", "SuccessiveHalving", "make_multifidelity_tpe", "rung_sizes",
     "ConstrainedValidity", "MaximizeValidity", "Objective", "ParetoValidityFidelity", "ReferenceTFGScore",
     "objective_from_dict", "Categorical", "LogFloat", "PowerOfTwoInt", "SearchSpace", "default_tfg_space",
     "reference_tfg_space", "StudyOutcome", "run_study", "tfg_denoiser_passes", "ALLOWED_TRANSITIONS", "Trial",

@@ -138,14 +138,15 @@ class Searcher(ABC):
 
 def _registry() -> dict[str, type[Searcher] | Any]:
     from .beam import BeamSearcher
-    from .multifidelity import make_multifidelity_beam
+    from .multifidelity import AdaptiveFidelityBeam, make_multifidelity_tpe
     from .optuna_searchers import (CmaEsSearcher, GPSearcher, GridSearcher, NSGA2Searcher,
                                    RandomSearcher, TPESearcher)
 
     return {
         "beam": BeamSearcher,
-        "beam-mf": make_multifidelity_beam,
+        "beam-mf": AdaptiveFidelityBeam,
         "tpe": TPESearcher,
+        "tpe-mf": make_multifidelity_tpe,
         "cmaes": CmaEsSearcher,
         "random": RandomSearcher,
         "grid": GridSearcher,
@@ -154,7 +155,7 @@ def _registry() -> dict[str, type[Searcher] | Any]:
     }
 
 
-SEARCHER_NAMES = ("beam", "beam-mf", "tpe", "cmaes", "random", "grid", "gp", "nsga2")
+SEARCHER_NAMES = ("beam", "beam-mf", "tpe", "tpe-mf", "cmaes", "random", "grid", "gp", "nsga2")
 
 
 def make_searcher(name: str, space: SearchSpace, objective: Objective, seed: int = 0,

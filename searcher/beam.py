@@ -109,16 +109,18 @@ class BeamSearcher(Searcher):
         if self._phase == "done":
             return []
         pending = {p.tags.get("beam_index") for p in self._pending if p.tags.get("beam_round") == self._round}
-        n_samples = self.final_n_samples if self._phase == "final" else self.n_samples
         out = []
         for i, params in enumerate(self._candidates):
             if i in self._round_results or i in pending:
                 continue
             if n is not None and len(out) >= n:
                 break
-            out.append(Proposal(params, n_samples,
-                                tags={"beam_round": self._round, "beam_index": i, "phase": self._phase}))
+            out.append(self._proposal(i, params))
         return out
+
+    def _proposal(self, index: int, params: dict[str, Any]) -> Proposal:
+        n_samples = self.final_n_samples if self._phase == "final" else self.n_samples
+        return Proposal(params, n_samples, tags={"beam_round": self._round, "beam_index": index, "phase": self._phase})
 
     def _on_tell(self, trial: Trial) -> None:
         r, i = trial.tags.get("beam_round"), trial.tags.get("beam_index")
@@ -134,6 +136,10 @@ class BeamSearcher(Searcher):
         new = [self._round_results[j] for j in range(len(self._candidates))]
         self._round_results = {}
         self._round += 1
+        self._end_round(new)
+
+    def _end_round(self, new: list[Trial]) -> None:
+        """A round's results are all in: rank them and choose the next round's candidates."""
         if self._phase == "final":
             self._phase, self._candidates = "done", []
             return

@@ -17,7 +17,7 @@ the best re-evaluation.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from .base import Proposal, Searcher
 from .beam import BeamSearcher
@@ -188,13 +188,97 @@ class SuccessiveHalving(Searcher):
         return best if self.objective.score(best.result) > -math.inf else None
 
 
-def make_multifidelity_beam(space: SearchSpace, objective: Objective, seed: int = 0, *,
-                            n_samples: int = 64, min_samples: int = 16, eta: int = 2,
-                            beam_width: int = 2, rounds: int = 6, final_top: int = 1,
-                            trials: Iterable[Trial] = ()) -> SuccessiveHalving:
-    """The doubling beam with successive halving inside each round (registry name ``beam-mf``)."""
-    inner = BeamSearcher(space, objective, seed, n_samples=n_samples, beam_width=beam_width, rounds=rounds)
-    sh = SuccessiveHalving(inner, min_samples=min_samples, eta=eta, max_samples=n_samples,
-                           final_top=final_top, trials=trials)
-    sh.name = "beam-mf"
+class AdaptiveFidelityBeam(BeamSearcher):
+    """``beam-mf``: TFG's doubling beam run cheaply first, its sample count doubled each time it stalls.
+
+    The beam (children, caps, de-duplication, stable ranking exactly as ``BeamSearcher``) starts at
+    ``min_samples`` per candidate. A round that does not raise the best score of the current sample
+    count is a *stall*: more samples are needed to tell the candidates apart, so the top ``promote``
+    configs are re-run at twice the sample count (a successive-halving promotion) and the beam goes
+    on from them, ranking only results of that count. At ``n_samples`` (the full count) the beam
+    runs as the plain beam does, until the top configs have no new children or ``rounds`` rounds
+    in all are used; the ``final_top`` best configs are then re-evaluated at full size on held-out
+    seeds and ``best`` reports the best re-evaluation.
+
+    Children already run at the current sample count are dropped (the plain beam's rule, per count).
+    The climb from weak strengths — most of the plain beam's cost — thus runs at ``min_samples`` (¼
+    of the samples by default), and full-size samples are spent near the top. Trial tags:
+    ``beam_round``, ``beam_index``, ``phase`` (beam/final) and ``level``.
+    """
+
+    name = "beam-mf"
+
+    def __init__(self, space: SearchSpace, objective: Objective, seed: int = 0, *,
+                 n_samples: int = 64,               # the full sample count (last level, final re-evaluations)
+                 min_samples: int | None = None,    # the first level (default n_samples // 4)
+                 beam_width: int = 2,
+                 rounds: int = 40,                  # beam rounds in all, over every level
+                 promote: int | None = None,        # configs re-run at the next level (default 2 · beam_width)
+                 final_top: int = 2,
+                 trials: Iterable[Trial] = ()) -> None:
+        self.levels = rung_sizes(min_samples or max(1, n_samples // 4), 2, n_samples)
+        self.promote = promote or 2 * beam_width
+        if self.promote < 1:
+            raise SearchError(f"promote must be >= 1, got {promote}")
+        self._level = 0
+        self._final_top = final_top
+        super().__init__(space, objective, seed, n_samples=n_samples, beam_width=beam_width, rounds=rounds,
+                         trials=trials)
+
+    @property
+    def level(self) -> int:
+        """Index into ``levels`` of the sample count the beam now runs at."""
+        return self._level
+
+    def _proposal(self, index: int, params: dict[str, Any]) -> Proposal:
+        final = self._phase == "final"
+        return Proposal(params, self.levels[-1] if final else self.levels[self._level],
+                        tags={"beam_round": self._round, "beam_index": index, "phase": self._phase,
+                              "level": self._level},
+                        seed_offset=FINAL_SEED_OFFSET if final else 0)
+
+    def _end_round(self, new: list[Trial]) -> None:
+        if self._phase == "final":
+            self._phase, self._candidates = "done", []
+            return
+        before = self.rank_key(self._ranked[0]) if self._ranked else None
+        self._ranked = sorted(self._ranked + new, key=self.rank_key, reverse=True)
+        improved = before is None or self.rank_key(self._ranked[0]) > before
+        at_full_size = self._level == len(self.levels) - 1
+        self._candidates = []
+        if (improved or at_full_size) and self._round < self.rounds:
+            parents = [dict(t.params) for t in self._ranked[: self.beam_width]]
+            self._candidates = self._children(parents, exclude=[dict(t.params) for t in self._ranked])
+        if self._candidates:
+            return
+        complete = [dict(t.params) for t in self._ranked if t.state is TrialState.COMPLETE]
+        if self._level + 1 < len(self.levels) and self._round < self.rounds and complete:
+            self._level += 1                          # stalled: promote the top configs to twice the samples
+            self._ranked = []
+            self._candidates = complete[: self.promote]
+            return
+        self._candidates = complete[: self._final_top]
+        self._phase = "final" if self._candidates else "done"
+
+    def best(self, trials: Sequence[Trial]) -> Trial | None:
+        """The best final re-evaluation if there is one; otherwise the best result at the largest count."""
+        final = [t for t in trials if t.state is TrialState.COMPLETE and t.tags.get("phase") == "final"]
+        if final:
+            return max(final, key=lambda t: self.objective.score(t.result))
+        return super().best(trials)
+
+
+def make_multifidelity_tpe(space: SearchSpace, objective: Objective, seed: int = 0, *,
+                           n_samples: int = 64, min_samples: int | None = None, eta: int = 2,
+                           bracket_size: int = 8, final_top: int = 2,
+                           trials: Iterable[Trial] = ()) -> SuccessiveHalving:
+    """TPE with successive halving over each bracket of ``bracket_size`` proposals (registry name
+    ``tpe-mf``): rungs ``n_samples/4, n_samples/2, n_samples``; PRUNED trials reach TPE with their
+    rung's score as an intermediate value."""
+    from .optuna_searchers import TPESearcher
+
+    inner = TPESearcher(space, objective, seed, n_samples=n_samples, batch_size=bracket_size)
+    sh = SuccessiveHalving(inner, min_samples=min_samples or max(1, n_samples // 4), eta=eta, max_samples=n_samples,
+                           bracket_size=bracket_size, final_top=final_top, trials=trials)
+    sh.name = "tpe-mf"
     return sh

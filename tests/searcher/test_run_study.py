@@ -51,9 +51,9 @@ def test_sample_budget_respected_exactly():
 
 def test_pass_budget_respected():
     ev = SyntheticEvaluator(noise=0.05)
-    out = run_study(_beam(n_samples=16, rounds=8), ev, budget_passes=20_000, progress=False)
+    out = run_study(_beam(n_samples=16, rounds=8), ev, budget_passes=5_000, progress=False)
     assert out.stop_reason == "budget_passes"
-    assert out.passes_spent <= 20_000
+    assert out.passes_spent <= 5_000
     assert out.passes_spent == sum((t.result.forward_passes + t.result.backward_passes) * t.n_samples for t in out.trials)
 
 

@@ -10,11 +10,12 @@ from guidetune.searcher import (Categorical, LogFloat, PowerOfTwoInt, SearchSpac
                                 default_tfg_space, reference_tfg_space)
 
 
-def test_default_space_ladders_match_reference_defaults():
+def test_default_space_ladders_reach_below_the_reference_start():
     sp = default_tfg_space()
     assert sp.names == ("rho", "mu", "gamma", "n_recur", "n_iter")
-    assert sp["rho"].ladder() == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
-    assert sp["mu"].ladder() == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
+    assert sp["rho"].ladder() == [2.0 ** k for k in range(-6, 4)]   # 1/64 … 8; the reference starts at 0.25
+    assert sp["mu"].ladder() == [2.0 ** k for k in range(-6, 4)]
+    assert reference_tfg_space()["rho"].ladder() == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
     assert sp["gamma"].ladder() == [0.001, 0.01, 0.1, 1.0]
     assert sp["n_recur"].values() == [1, 2, 4]
     assert sp["n_iter"].values() == [1, 2, 4, 8]
@@ -58,7 +59,7 @@ def test_validation_errors_are_clear(build, message):
 def test_grid_is_the_full_cartesian_product():
     sp = default_tfg_space(schedules=True)
     grid = sp.grid()
-    assert len(grid) == 6 * 6 * 4 * 3 * 4 * 3 * 3
+    assert len(grid) == 10 * 10 * 4 * 3 * 4 * 3 * 3
     assert len({json.dumps(g, sort_keys=True) for g in grid}) == len(grid)
     expected = {tuple(c) for c in itertools.product(*(p.ladder() for p in sp.params))}
     assert {tuple(g[n] for n in sp.names) for g in grid} == expected
