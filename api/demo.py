@@ -21,7 +21,7 @@ from guidetune.searcher.local import run_local_search
 
 def run_demo(out: Path, *, task_name: str = "digits-label", target: str = "3", budget_samples: int = 1500,
              searcher: str = "beam-mf", objective: str = "constrained", max_fd_ratio: float = 1.5,
-             n_samples: int = 32, seed: int = 0, progress: bool = True) -> dict:
+             n_samples: int = 64, seed: int = 0, progress: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     search = run_local_search(task_name, target, searcher, budget_samples=budget_samples, seed=seed,
                               objective=objective, max_fd_ratio=max_fd_ratio, n_samples=n_samples, progress=progress)

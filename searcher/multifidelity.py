@@ -27,6 +27,7 @@ from .space import SearchSpace
 from .trial import Trial, TrialState
 
 FINAL_SEED_OFFSET = 1_000_003  # held-out seeds for the final re-evaluation
+MIN_LEVEL_SAMPLES = 16         # beam-mf's default first level never goes below this (an accuracy in 1/16 steps)
 
 
 def rung_sizes(min_samples: int, eta: int, max_samples: int) -> list[int]:
@@ -210,13 +211,13 @@ class AdaptiveFidelityBeam(BeamSearcher):
 
     def __init__(self, space: SearchSpace, objective: Objective, seed: int = 0, *,
                  n_samples: int = 64,               # the full sample count (last level, final re-evaluations)
-                 min_samples: int | None = None,    # the first level (default n_samples // 4)
+                 min_samples: int | None = None,    # the first level (default n_samples // 4, at least 16)
                  beam_width: int = 2,
                  rounds: int = 40,                  # beam rounds in all, over every level
                  promote: int | None = None,        # configs re-run at the next level (default 2 · beam_width)
                  final_top: int = 2,
                  trials: Iterable[Trial] = ()) -> None:
-        self.levels = rung_sizes(min_samples or max(1, n_samples // 4), 2, n_samples)
+        self.levels = rung_sizes(min_samples or min(n_samples, max(MIN_LEVEL_SAMPLES, n_samples // 4)), 2, n_samples)
         self.promote = promote or 2 * beam_width
         if self.promote < 1:
             raise SearchError(f"promote must be >= 1, got {promote}")

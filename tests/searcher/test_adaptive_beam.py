@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from synthetic_evaluator import SyntheticEvaluator, true_validity
+from synthetic_evaluator import SyntheticEvaluator
 
 from guidetune.evaluators.records import TrialResult
 from guidetune.searcher import (AdaptiveFidelityBeam, BeamSearcher, MaximizeValidity, default_tfg_space,
