@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_cmd_evaluate)
     se = sub.add_parser("search", help="search guidance hyperparameters for a task and target, locally")
     _add_trial_args(se, with_config=False)
-    se.add_argument("--searcher", default="beam-mf", help="beam | beam-mf | tpe | cmaes | random | grid | gp | nsga2")
+    se.add_argument("--searcher", default="beam-mf", help="beam-mf (default) | beam | tpe | tpe-mf | cmaes | random | grid | gp | nsga2")
     se.add_argument("--budget-samples", type=int, help="total samples the search may draw")
     se.add_argument("--budget-passes", type=float, help="total denoiser passes (forward + backward) the search may spend")
     se.add_argument("--n-samples", type=int, default=32, help="samples per trial at full fidelity")

@@ -1,4 +1,4 @@
-"""Searchers against an exhaustive grid oracle: best objective reached versus samples spent.
+r"""Searchers against an exhaustive grid oracle: best objective reached versus samples spent.
 
 1. The oracle: every point of the declared space's grid is evaluated once at ``--oracle-n`` samples
    on fixed seeds (cached as JSON under ``--out``; delete the file to recompute).
@@ -8,11 +8,14 @@
    configuration it would report after each trial; off-grid configurations (TPE, CMA-ES, random)
    are evaluated on the oracle's seeds when first needed.
 
-    python benchmarks/search_comparison.py --task gmm-inverse --target 1.5 --seeds 5
-    python benchmarks/search_comparison.py --task digits-label --target 3 --space small --seeds 5
+    python benchmarks/search_comparison.py --task gmm-inverse --target 1.5 --space strengths --oracle-n 128 \
+        --searchers beam,beam-mf,tpe,tpe-mf,cmaes,random
+    python benchmarks/search_comparison.py --task digits-label --target 3 --space strengths --structure 1,1 \
+        --oracle-n 64
 
-Writes ``{out}/{task}_{target}_oracle.json``, ``{out}/{task}_{target}_runs.json``,
-``{out}/{task}_{target}_curves.png`` and prints a Markdown table.
+Writes ``{out}/{task}_{target}_{space}_n{oracle_n}_oracle.json`` (the grid's metrics, reused by any
+objective), ``{out}/{task}_{target}_{space}_{objective}_runs.json`` and ``…_curves.png``, and prints a
+Markdown table (``--report-only`` redraws both from the stored runs).
 """
 
 from __future__ import annotations
@@ -46,16 +49,16 @@ def config_key(params: dict) -> str:
     return json.dumps({k: (round(params[k], 9) if isinstance(params[k], float) else params[k]) for k in KEY_FIELDS}, sort_keys=True)
 
 
-def declared_space(task, size: str) -> SearchSpace:
+def declared_space(task, size: str, structure: tuple[int, int] = (1, 4)) -> SearchSpace:
     """The task's default space (``task_space``), whole (``full``: ρ̄, μ̄, γ̄ ladders × N_recur 1–4 ×
     N_iter 1–8), with N_recur 1–2 and N_iter 1–4 (``small``), or its strengths ρ̄, μ̄, γ̄ only with
-    N_recur = 1 and N_iter = 4 fixed as in the TFG scripts (``strengths``)."""
+    (N_recur, N_iter) fixed at ``structure`` (``strengths``; the TFG scripts use (1, 4))."""
     space = task_space(task)
     if size == "full":
         return space
     if size == "strengths":
         return dataclasses.replace(space, params=tuple(p for p in space.params if p.name in ("rho", "mu", "gamma")),
-                                   base={"n_recur": 1, "n_iter": 4})
+                                   base={"n_recur": structure[0], "n_iter": structure[1]})
     small = {"n_recur": PowerOfTwoInt("n_recur", 1, 2), "n_iter": PowerOfTwoInt("n_iter", 1, 4)}
     return dataclasses.replace(space, params=tuple(small.get(p.name, p) for p in space.params))
 
@@ -143,6 +146,7 @@ def main() -> None:
     parser.add_argument("--task", default="gmm-inverse")
     parser.add_argument("--target", default="1.5")
     parser.add_argument("--space", choices=("full", "small", "strengths"), default="full")
+    parser.add_argument("--structure", default="1,4", help="strengths space: the fixed N_recur,N_iter")
     parser.add_argument("--objective", choices=("validity", "constrained"), default="validity",
                         help="constrained: validity subject to FD ≤ 1.2 × the unguided class FD")
     parser.add_argument("--searchers", default="beam,beam-mf,tpe,cmaes,random")
@@ -157,16 +161,18 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{args.task}_{args.target}_{args.space}_{args.objective}"
     task = get_task(args.task)
-    space = declared_space(task, args.space)
+    structure = tuple(int(v) for v in args.structure.split(","))
+    space = declared_space(task, args.space, structure)
+    label = f"strengths-{structure[0]}x{structure[1]}" if args.space == "strengths" else args.space
+    stem = f"{args.task}_{args.target}_{label}_{args.objective}"
     if args.objective == "constrained":   # one yardstick per sample count: FD is biased upward at small n
         yardsticks, _ = fidelity_yardsticks(task, args.target, max(args.oracle_n, args.n_samples), ORACLE_SEED)
         objective = ConstrainedValidity(unguided_fd=yardsticks, max_ratio=1.2, validity_range=task.validity_range)
         print(f"# unguided class FD by sample count: {yardsticks}")
     else:
         objective = MaximizeValidity(validity_range=task.validity_range)
-    oracle_path = out / f"{args.task}_{args.target}_{args.space}_n{args.oracle_n}_oracle.json"  # metrics, any objective
+    oracle_path = out / f"{args.task}_{args.target}_{label}_n{args.oracle_n}_oracle.json"  # metrics, any objective
     oracle = Oracle(task, args.target, space, objective, args.oracle_n, oracle_path)
     grid_points = len(space.grid())
     print(f"# grid: {grid_points} configs × {args.oracle_n} samples; oracle took {oracle.fill_grid():.0f} s")
@@ -196,7 +202,7 @@ def main() -> None:
         runs_path.write_text(json.dumps({"args": vars(args), "grid_optimum": best, "unguided": unguided,
                                          "budget": budget, "runs": runs}))
     report(runs, [n for n in args.searchers.split(",") if any(r["searcher"] == n for r in runs)], best, unguided, budget,
-           f"{args.task} {args.target}, {args.space} space, {args.objective} ({args.seeds} seeds, median, IQR)",
+           f"{args.task} {args.target}, {label} space, {args.objective} ({args.seeds} seeds, median, IQR)",
            out / f"{stem}_curves.png")
 
 
