@@ -81,8 +81,8 @@ class Oracle:
             for lo in range(0, len(configs), PACK):
                 self._evaluate(configs[lo: lo + PACK])
                 done += len(configs[lo: lo + PACK])
+                self.save()  # resumable: a killed run keeps what it evaluated
                 print(f"  oracle: {done}/{len(todo)} configs", flush=True)
-        self.save()
         return time.perf_counter() - start
 
     def _evaluate(self, configs) -> None:

@@ -1,7 +1,9 @@
-"""Successive halving (Jamieson & Talwalkar, 2016; Li et al., Hyperband, 2018) around any searcher, with
-the sample count as the fidelity.
+"""Multi-fidelity search with the sample count as the fidelity: ``SuccessiveHalving`` (Jamieson &
+Talwalkar, 2016; Li et al., Hyperband, 2018) around any searcher (``tpe-mf``), and
+``AdaptiveFidelityBeam`` (``beam-mf``, the default), TFG's doubling beam run at a small sample count
+that doubles whenever the beam stops improving.
 
-One *bracket* = one batch of candidates from the inner searcher (a beam round, ``bracket_size``
+Successive halving: one *bracket* = one batch of candidates from the inner searcher (a beam round, ``bracket_size``
 Optuna proposals). Rung ``r`` runs the bracket's surviving candidates on ``min_samples · ηʳ`` samples
 (the last rung on exactly ``max_samples``); after a rung the top ``max(1, ⌊m/η⌋)`` of its ``m``
 candidates (ranked by the objective at THAT rung only, ties by proposal order, failed never
