@@ -29,7 +29,12 @@ from .space import SearchSpace
 from .trial import Trial, TrialState
 
 FINAL_SEED_OFFSET = 1_000_003  # held-out seeds for the final re-evaluation
-MIN_LEVEL_SAMPLES = 16         # beam-mf's default first level never goes below this (an accuracy in 1/16 steps)
+MIN_LEVEL_SAMPLES = 16         # a default first level never goes below this (an accuracy in 1/16 steps)
+
+
+def default_min_samples(n_samples: int) -> int:
+    """The first rung/level of ``beam-mf`` and ``tpe-mf``: a quarter of the full count, not below 16."""
+    return min(n_samples, max(MIN_LEVEL_SAMPLES, n_samples // 4))
 
 
 def rung_sizes(min_samples: int, eta: int, max_samples: int) -> list[int]:
@@ -219,14 +224,13 @@ class AdaptiveFidelityBeam(BeamSearcher):
                  promote: int | None = None,        # configs re-run at the next level (default 2 · beam_width)
                  final_top: int = 2,
                  trials: Iterable[Trial] = ()) -> None:
-        self.levels = rung_sizes(min_samples or min(n_samples, max(MIN_LEVEL_SAMPLES, n_samples // 4)), 2, n_samples)
+        self.levels = rung_sizes(min_samples or default_min_samples(n_samples), 2, n_samples)
         self.promote = promote or 2 * beam_width
         if self.promote < 1:
             raise SearchError(f"promote must be >= 1, got {promote}")
         self._level = 0
-        self._final_top = final_top
         super().__init__(space, objective, seed, n_samples=n_samples, beam_width=beam_width, rounds=rounds,
-                         trials=trials)
+                         final_top=final_top, final_n_samples=n_samples, trials=trials)
 
     @property
     def level(self) -> int:
@@ -260,7 +264,7 @@ class AdaptiveFidelityBeam(BeamSearcher):
             self._ranked = []
             self._candidates = complete[: self.promote]
             return
-        self._candidates = complete[: self._final_top]
+        self._candidates = complete[: self.final_top]
         self._phase = "final" if self._candidates else "done"
 
     def best(self, trials: Sequence[Trial]) -> Trial | None:
@@ -276,12 +280,12 @@ def make_multifidelity_tpe(space: SearchSpace, objective: Objective, seed: int =
                            bracket_size: int = 8, final_top: int = 2,
                            trials: Iterable[Trial] = ()) -> SuccessiveHalving:
     """TPE with successive halving over each bracket of ``bracket_size`` proposals (registry name
-    ``tpe-mf``): rungs ``n_samples/4, n_samples/2, n_samples``; PRUNED trials reach TPE with their
+    ``tpe-mf``): rungs from ``default_min_samples`` doubling to ``n_samples``; PRUNED trials reach TPE with their
     rung's score as an intermediate value."""
     from .optuna_searchers import TPESearcher
 
     inner = TPESearcher(space, objective, seed, n_samples=n_samples, batch_size=bracket_size)
-    sh = SuccessiveHalving(inner, min_samples=min_samples or max(1, n_samples // 4), eta=eta, max_samples=n_samples,
+    sh = SuccessiveHalving(inner, min_samples=min_samples or default_min_samples(n_samples), eta=eta, max_samples=n_samples,
                            bracket_size=bracket_size, final_top=final_top, trials=trials)
     sh.name = "tpe-mf"
     return sh
