@@ -11,10 +11,13 @@ r"""Searchers against an exhaustive grid oracle: best objective reached versus s
     python benchmarks/search_comparison.py --task gmm-inverse --target 1.5 --space strengths --oracle-n 128 \
         --searchers beam,beam-mf,tpe,tpe-mf,cmaes,random
     python benchmarks/search_comparison.py --task digits-label --target 3 --space strengths --structure 1,1 \
-        --oracle-n 64
+        --oracle-n 128 --searchers beam,beam-mf,tpe,tpe-mf,cmaes,random
+
+``--trace beam-mf:0`` prints one search's trials with their oracle scores instead.
 
 Writes ``{out}/{task}_{target}_{space}_n{oracle_n}_oracle.json`` (the grid's metrics, reused by any
-objective), ``{out}/{task}_{target}_{space}_{objective}_runs.json`` and ``…_curves.png``, and prints a
+objective), ``{out}/{task}_{target}_{space}_{objective}_runs.json`` (objective ``validity`` or
+``constrained-{ratio}``) and ``…_curves.png``, and prints a
 Markdown table (``--report-only`` redraws both from the stored runs).
 """
 
@@ -120,10 +123,15 @@ def _params(d: dict):
     return TFGParams.from_dict(d)
 
 
-def run_one(name, seed, task, target, space, objective, budget, n_samples, oracle):
+def search(name, seed, task, target, space, objective, budget, n_samples):
     # the beams run until the budget stops them (the reference's 6 rounds cannot climb the wide space)
     searcher = make_searcher(name, space, objective, seed, n_samples=n_samples, **({"rounds": 40} if name.startswith("beam") else {}))
-    outcome = run_study(searcher, TaskEvaluator(task, target), budget_samples=budget, seed=10_000 * (seed + 1), progress=False)
+    return searcher, run_study(searcher, TaskEvaluator(task, target), budget_samples=budget, seed=10_000 * (seed + 1),
+                               progress=False)
+
+
+def run_one(name, seed, task, target, space, objective, budget, n_samples, oracle):
+    searcher, outcome = search(name, seed, task, target, space, objective, budget, n_samples)
     curve, spent = [], 0
     for i, trial in enumerate(outcome.trials):
         spent += trial.n_samples
@@ -132,6 +140,19 @@ def run_one(name, seed, task, target, space, objective, budget, n_samples, oracl
             curve.append((spent, oracle.score(space.to_params(best.params).to_dict())))
     return {"searcher": name, "seed": seed, "curve": curve, "samples_spent": outcome.samples_spent,
             "stop_reason": outcome.stop_reason, "trials": len(outcome.trials)}
+
+
+def trace(name, seed, task, target, space, objective, budget, n_samples, oracle) -> None:
+    """Print one search's trials: samples spent, tags, sample count, config, its score there and the oracle's."""
+    _, outcome = search(name, seed, task, target, space, objective, budget, n_samples)
+    spent = 0
+    print("| samples spent | tags | n | config | score | oracle score |\n|---|---|---|---|---|---|")
+    for t in outcome.trials:
+        spent += t.n_samples
+        score = objective.score(t.result) if t.result is not None else float("nan")
+        print(f"| {spent} | {t.tags} | {t.n_samples} | {t.params} | {score:.4f} | "
+              f"{oracle.score(space.to_params(t.params).to_dict()):.4f} |")
+    print(f"stop: {outcome.stop_reason}; reported: {outcome.best.params if outcome.best else None}")
 
 
 def samples_to_reach(curve, threshold) -> float:
@@ -148,7 +169,9 @@ def main() -> None:
     parser.add_argument("--space", choices=("full", "small", "strengths"), default="full")
     parser.add_argument("--structure", default="1,4", help="strengths space: the fixed N_recur,N_iter")
     parser.add_argument("--objective", choices=("validity", "constrained"), default="validity",
-                        help="constrained: validity subject to FD ≤ 1.2 × the unguided class FD")
+                        help="constrained: validity subject to FD ≤ --max-fd-ratio × the unguided class FD")
+    parser.add_argument("--max-fd-ratio", type=float, default=1.2,
+                        help="the constrained objective's bound on FD / unguided FD (default 1.2)")
     parser.add_argument("--searchers", default="beam,beam-mf,tpe,cmaes,random")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--oracle-n", type=int, default=128)
@@ -157,6 +180,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--oracle-only", action="store_true", help="fill the oracle's grid and stop")
     parser.add_argument("--report-only", action="store_true", help="redraw the table and plot from the stored runs")
+    parser.add_argument("--trace", metavar="SEARCHER:SEED", help="print one search's trials with their oracle scores and stop")
     args = parser.parse_args()
 
     out = Path(args.out)
@@ -165,10 +189,11 @@ def main() -> None:
     structure = tuple(int(v) for v in args.structure.split(","))
     space = declared_space(task, args.space, structure)
     label = f"strengths-{structure[0]}x{structure[1]}" if args.space == "strengths" else args.space
-    stem = f"{args.task}_{args.target}_{label}_{args.objective}"
+    objective_label = f"constrained-{args.max_fd_ratio:g}" if args.objective == "constrained" else args.objective
+    stem = f"{args.task}_{args.target}_{label}_{objective_label}"
     if args.objective == "constrained":   # one yardstick per sample count: FD is biased upward at small n
         yardsticks, _ = fidelity_yardsticks(task, args.target, max(args.oracle_n, args.n_samples), ORACLE_SEED)
-        objective = ConstrainedValidity(unguided_fd=yardsticks, max_ratio=1.2, validity_range=task.validity_range)
+        objective = ConstrainedValidity(unguided_fd=yardsticks, max_ratio=args.max_fd_ratio, validity_range=task.validity_range)
         print(f"# unguided class FD by sample count: {yardsticks}")
     else:
         objective = MaximizeValidity(validity_range=task.validity_range)
@@ -178,6 +203,10 @@ def main() -> None:
     print(f"# grid: {grid_points} configs × {args.oracle_n} samples; oracle took {oracle.fill_grid():.0f} s")
     if args.oracle_only:
         return
+    if args.trace:
+        name, seed = args.trace.split(":")
+        budget = int(args.budget_fraction * grid_points * args.oracle_n)
+        return trace(name, int(seed), task, args.target, space, objective, budget, args.n_samples, oracle)
     grid = np.array(oracle.grid_scores())
     best, unguided = float(np.max(grid)), oracle.score(_params({}).to_dict())
     grid_samples = grid_points * args.oracle_n
@@ -202,7 +231,7 @@ def main() -> None:
         runs_path.write_text(json.dumps({"args": vars(args), "grid_optimum": best, "unguided": unguided,
                                          "budget": budget, "runs": runs}))
     report(runs, [n for n in args.searchers.split(",") if any(r["searcher"] == n for r in runs)], best, unguided, budget,
-           f"{args.task} {args.target}, {label} space, {args.objective} ({args.seeds} seeds, median, IQR)",
+           f"{args.task} {args.target}, {label} space, {objective_label} ({args.seeds} seeds, median, IQR)",
            out / f"{stem}_curves.png")
 
 

@@ -1,7 +1,7 @@
 """Multi-fidelity search with the sample count as the fidelity: ``SuccessiveHalving`` (Jamieson &
 Talwalkar, 2016; Li et al., Hyperband, 2018) around any searcher (``tpe-mf``), and
 ``AdaptiveFidelityBeam`` (``beam-mf``, the default), TFG's doubling beam run at a small sample count
-that doubles whenever the beam stops improving.
+and a coarse step, the count doubled and the step halved whenever the beam stops improving.
 
 Successive halving: one *bracket* = one batch of candidates from the inner searcher (a beam round, ``bracket_size``
 Optuna proposals). Rung ``r`` runs the bracket's surviving candidates on ``min_samples · ηʳ`` samples
@@ -197,20 +197,24 @@ class SuccessiveHalving(Searcher):
 
 
 class AdaptiveFidelityBeam(BeamSearcher):
-    """``beam-mf``: TFG's doubling beam run cheaply first, its sample count doubled each time it stalls.
+    """``beam-mf``: TFG's doubling beam run cheaply and coarsely first; each time it stalls its sample
+    count doubles and its step halves.
 
-    The beam (children, caps, de-duplication, stable ranking exactly as ``BeamSearcher``) starts at
-    ``min_samples`` per candidate. A round that does not raise the best score of the current sample
-    count is a *stall*: more samples are needed to tell the candidates apart, so the top ``promote``
-    configs are re-run at twice the sample count (a successive-halving promotion) and the beam goes
-    on from them, ranking only results of that count. At ``n_samples`` (the full count) the beam
-    runs as the plain beam does, until the top configs have no new children or ``rounds`` rounds
-    in all are used; the ``final_top`` best configs are then re-evaluated at full size on held-out
-    seeds and ``best`` reports the best re-evaluation.
+    The beam (top-``beam_width`` parents, one child per move, de-duplication, stable ranking as in
+    ``BeamSearcher``) starts at ``min_samples`` per candidate, moving each walked parameter
+    ``stride`` rungs of its ladder (``coarse_stride`` = 2 rungs, ×4 for ρ̄ and μ̄, at the first level)
+    *up and down*: the climb from the weak corner takes half the rounds, and a coarse step that
+    overshoots can come back. A round that does not raise the best score of the current level is a
+    *stall*: the top ``promote`` configs are re-run at twice the sample count (a successive-halving
+    promotion), the stride halves (down to one rung) and the beam goes on from them, ranking only
+    results of that count. At ``n_samples`` (the full count) it runs until the top configs have no
+    new children or ``rounds`` rounds in all are used; the ``final_top`` best configs are then
+    re-evaluated at full size on held-out seeds and ``best`` reports the best re-evaluation.
 
-    Children already run at the current sample count are dropped (the plain beam's rule, per count).
-    The climb from weak strengths — most of the plain beam's cost — thus runs at ``min_samples`` (¼
-    of the samples by default), and full-size samples are spent near the top. Trial tags:
+    Children already run at the current level are dropped (the plain beam's rule, per level). The
+    climb — most of the plain beam's cost — thus runs at ``min_samples`` (¼ of the samples by
+    default) and at twice the plain beam's step, and full-size samples are spent near the top.
+    ``coarse_stride=1`` walks the plain beam's ladder (upward and downward). Trial tags:
     ``beam_round``, ``beam_index``, ``phase`` (beam/final) and ``level``.
     """
 
@@ -223,7 +227,11 @@ class AdaptiveFidelityBeam(BeamSearcher):
                  rounds: int = 40,                  # beam rounds in all, over every level
                  promote: int | None = None,        # configs re-run at the next level (default 2 · beam_width)
                  final_top: int = 2,
+                 coarse_stride: int = 2,            # ladder steps per move at the first level
                  trials: Iterable[Trial] = ()) -> None:
+        if coarse_stride < 1:
+            raise SearchError(f"coarse_stride must be >= 1, got {coarse_stride}")
+        self.coarse_stride = coarse_stride
         self.levels = rung_sizes(min_samples or default_min_samples(n_samples), 2, n_samples)
         self.promote = promote or 2 * beam_width
         if self.promote < 1:
@@ -236,6 +244,25 @@ class AdaptiveFidelityBeam(BeamSearcher):
     def level(self) -> int:
         """Index into ``levels`` of the sample count the beam now runs at."""
         return self._level
+
+    @property
+    def stride(self) -> int:
+        """Ladder steps per move at the current level: ``coarse_stride`` at the first, halved at each next level (at least 1)."""
+        return max(1, self.coarse_stride >> self._level)
+
+    def _children(self, parents: list[dict[str, Any]], exclude: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Per parent and walked parameter: one child ``stride`` ladder steps up, one ``stride`` down
+        (clamped to the ladder's ends; children equal to the parent, already run or already listed dropped)."""
+        out: list[dict[str, Any]] = []
+        for parent in parents:
+            for p in self._walked:
+                ladder = p.ladder()
+                i = ladder_index(ladder, parent[p.name])
+                for j in (min(i + self.stride, len(ladder) - 1), max(i - self.stride, 0)):
+                    child = {**parent, p.name: ladder[j]}
+                    if child != parent and child not in exclude and child not in out:
+                        out.append(child)
+        return out
 
     def _proposal(self, index: int, params: dict[str, Any]) -> Proposal:
         final = self._phase == "final"
@@ -273,6 +300,11 @@ class AdaptiveFidelityBeam(BeamSearcher):
         if final:
             return max(final, key=lambda t: self.objective.score(t.result))
         return super().best(trials)
+
+
+def ladder_index(ladder: Sequence[float], value: float) -> int:
+    """The index of the ladder value nearest ``value`` on a log scale."""
+    return min(range(len(ladder)), key=lambda k: abs(math.log(ladder[k]) - math.log(value)))
 
 
 def make_multifidelity_tpe(space: SearchSpace, objective: Objective, seed: int = 0, *,

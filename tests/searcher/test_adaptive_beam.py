@@ -1,4 +1,4 @@
-"""beam-mf: the doubling beam at a small sample count first, doubled whenever the beam stalls."""
+"""beam-mf: the doubling beam at a small sample count and a coarse stride first, the count doubled and the\nstride halved whenever the beam stalls."""
 
 from __future__ import annotations
 
@@ -20,12 +20,35 @@ def _peak_at_rho_half(configs, n_samples, seed):
                         validity=-(math.log2(float(c.rho)) + 1.0) ** 2, validity_metric="peak") for c in configs]
 
 
-def test_round0_is_the_plain_beams_at_a_quarter_of_the_samples():
-    mf = AdaptiveFidelityBeam(reference_tfg_space(), MaximizeValidity(), n_samples=64)
-    plain = BeamSearcher(reference_tfg_space(), MaximizeValidity(), n_samples=64)
-    assert [p.params for p in mf.ask()] == [p.params for p in plain.ask()]
-    assert mf.levels == [16, 32, 64]
+def test_round0_steps_two_ladder_rungs_at_a_quarter_of_the_samples():
+    space = reference_tfg_space()
+    start = space.start_point()
+    mf = AdaptiveFidelityBeam(space, MaximizeValidity(), n_samples=64)
+    assert mf.levels == [16, 32, 64] and mf.stride == 2
+    # ρ̄, μ̄: 0.25 → 1 (two doublings); γ̄: 0.001 → 0.1; the down-steps fall off the ladder's start
+    assert [p.params for p in mf.ask()] == [start, {**start, "rho": 1.0}, {**start, "mu": 1.0}, {**start, "gamma": 0.1}]
     assert all(p.n_samples == 16 and p.tags["level"] == 0 for p in mf.pending)
+    # with coarse_stride=1 round 0 is the plain beam's
+    fine = AdaptiveFidelityBeam(space, MaximizeValidity(), n_samples=64, coarse_stride=1)
+    plain = BeamSearcher(space, MaximizeValidity(), n_samples=64)
+    assert [p.params for p in fine.ask()] == [p.params for p in plain.ask()]
+
+
+def test_children_step_both_ways_and_the_stride_halves_with_each_level():
+    space = reference_tfg_space()
+    mf = AdaptiveFidelityBeam(space, MaximizeValidity(), n_samples=128, min_samples=16, coarse_stride=4)
+    assert mf.levels == [16, 32, 64, 128]
+    parent = {"rho": 1.0, "mu": 0.25, "gamma": 0.01}
+    assert mf._children([parent], exclude=[]) == [
+        {**parent, "rho": 8.0}, {**parent, "rho": 0.25}, {**parent, "mu": 4.0}, {**parent, "gamma": 1.0},
+        {**parent, "gamma": 0.001}]
+    strides = []
+    for level in range(4):
+        mf._level = level
+        strides.append(mf.stride)
+    assert strides == [4, 2, 1, 1]
+    assert mf._children([parent], exclude=[{**parent, "rho": 2.0}]) == [
+        {**parent, "rho": 0.5}, {**parent, "mu": 0.5}, {**parent, "gamma": 0.1}, {**parent, "gamma": 0.001}]
 
 
 def test_a_stall_promotes_the_top_configs_to_twice_the_samples_then_final_reevaluation():
@@ -38,7 +61,9 @@ def test_a_stall_promotes_the_top_configs_to_twice_the_samples_then_final_reeval
     # the first round at a new level re-runs the previous level's top `promote` configs
     first_at_1 = [t for t in out.trials if t.tags["level"] == 1 and t.tags["beam_round"] == min(
         u.tags["beam_round"] for u in out.trials if u.tags["level"] == 1)]
-    assert len(first_at_1) == 3 and first_at_1[0].params["rho"] == 0.5
+    # level 0 walks ρ̄ two rungs at a time (0.25, 1, 4, …): 0.25 and 1 tie at −1, found at level 1
+    assert len(first_at_1) == 3 and {t.params["rho"] for t in first_at_1[:2]} == {0.25, 1.0}
+    assert 0.5 not in {t.params["rho"] for t in out.trials if t.tags["level"] == 0}
     final = [t for t in out.trials if t.tags["phase"] == "final"]
     assert len(final) == 2 and all(t.seed == 7 + FINAL_SEED_OFFSET for t in final)
     assert beam.finished and out.stop_reason == "finished"
