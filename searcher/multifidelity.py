@@ -214,7 +214,7 @@ class AdaptiveFidelityBeam(BeamSearcher):
     Children already run at the current level are dropped (the plain beam's rule, per level). The
     climb — most of the plain beam's cost — thus runs at ``min_samples`` (¼ of the samples by
     default) and at twice the plain beam's step, and full-size samples are spent near the top.
-    ``coarse_stride=1`` walks the plain beam's ladder (upward and downward). Trial tags:
+    ``coarse_stride=1, two_way=False`` moves as the plain beam does (session 2's ``beam-mf``). Trial tags:
     ``beam_round``, ``beam_index``, ``phase`` (beam/final) and ``level``.
     """
 
@@ -228,10 +228,12 @@ class AdaptiveFidelityBeam(BeamSearcher):
                  promote: int | None = None,        # configs re-run at the next level (default 2 · beam_width)
                  final_top: int = 2,
                  coarse_stride: int = 2,            # ladder steps per move at the first level
+                 two_way: bool = True,              # children step down as well as up
                  trials: Iterable[Trial] = ()) -> None:
         if coarse_stride < 1:
             raise SearchError(f"coarse_stride must be >= 1, got {coarse_stride}")
         self.coarse_stride = coarse_stride
+        self.two_way = two_way
         self.levels = rung_sizes(min_samples or default_min_samples(n_samples), 2, n_samples)
         self.promote = promote or 2 * beam_width
         if self.promote < 1:
@@ -258,7 +260,8 @@ class AdaptiveFidelityBeam(BeamSearcher):
             for p in self._walked:
                 ladder = p.ladder()
                 i = ladder_index(ladder, parent[p.name])
-                for j in (min(i + self.stride, len(ladder) - 1), max(i - self.stride, 0)):
+                steps = (min(i + self.stride, len(ladder) - 1), max(i - self.stride, 0))
+                for j in steps if self.two_way else steps[:1]:
                     child = {**parent, p.name: ladder[j]}
                     if child != parent and child not in exclude and child not in out:
                         out.append(child)

@@ -49,6 +49,10 @@ def test_children_step_both_ways_and_the_stride_halves_with_each_level():
     assert strides == [4, 2, 1, 1]
     assert mf._children([parent], exclude=[{**parent, "rho": 2.0}]) == [
         {**parent, "rho": 0.5}, {**parent, "mu": 0.5}, {**parent, "gamma": 0.1}, {**parent, "gamma": 0.001}]
+    # session 2's beam-mf: the plain beam's moves
+    upward = AdaptiveFidelityBeam(space, MaximizeValidity(), n_samples=64, coarse_stride=1, two_way=False)
+    plain = BeamSearcher(space, MaximizeValidity(), n_samples=64)
+    assert upward._children([parent], exclude=[]) == plain._children([parent], exclude=[])
 
 
 def test_a_stall_promotes_the_top_configs_to_twice_the_samples_then_final_reevaluation():
