@@ -13,10 +13,12 @@ r"""Searchers against an exhaustive grid oracle: best objective reached versus s
     python benchmarks/search_comparison.py --task digits-label --target 3 --space strengths --structure 1,1 \
         --oracle-n 128 --searchers beam,beam-mf,tpe,tpe-mf,cmaes,random
 
-``--trace beam-mf:0`` prints one search's trials with their oracle scores instead.
+``--searchers`` takes ``NAME`` or ``NAME:KEY=VALUE:…`` (searcher options, VALUE as JSON); ``--merge``
+adds to the stored runs instead of replacing them; ``--trace beam-mf:0`` prints one search's trials
+with their oracle scores instead.
 
 Writes ``{out}/{task}_{target}_{space}_n{oracle_n}_oracle.json`` (the grid's metrics, reused by any
-objective), ``{out}/{task}_{target}_{space}_{objective}_runs.json`` (objective ``validity`` or
+objective), ``{out}/{task}_{target}_{space}_n{oracle_n}_{objective}_runs.json`` (objective ``validity`` or
 ``constrained-{ratio}``) and ``…_curves.png``, and prints a
 Markdown table (``--report-only`` redraws both from the stored runs).
 """
@@ -123,9 +125,24 @@ def _params(d: dict):
     return TFGParams.from_dict(d)
 
 
-def search(name, seed, task, target, space, objective, budget, n_samples):
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """``NAME`` or ``NAME:KEY=VALUE:…`` (VALUE as JSON, e.g. ``beam-mf:coarse_stride=1:two_way=false``)."""
+    name, *options = spec.split(":")
+    kwargs = {}
+    for option in options:
+        key, _, value = option.partition("=")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    return name, kwargs
+
+
+def search(spec, seed, task, target, space, objective, budget, n_samples):
+    name, options = parse_spec(spec)
     # the beams run until the budget stops them (the reference's 6 rounds cannot climb the wide space)
-    searcher = make_searcher(name, space, objective, seed, n_samples=n_samples, **({"rounds": 40} if name.startswith("beam") else {}))
+    options = {**({"rounds": 40} if name.startswith("beam") else {}), **options}
+    searcher = make_searcher(name, space, objective, seed, n_samples=n_samples, **options)
     return searcher, run_study(searcher, TaskEvaluator(task, target), budget_samples=budget, seed=10_000 * (seed + 1),
                                progress=False)
 
@@ -180,7 +197,9 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--oracle-only", action="store_true", help="fill the oracle's grid and stop")
     parser.add_argument("--report-only", action="store_true", help="redraw the table and plot from the stored runs")
-    parser.add_argument("--trace", metavar="SEARCHER:SEED", help="print one search's trials with their oracle scores and stop")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the stored runs of searchers not named in --searchers (rerun or add some only)")
+    parser.add_argument("--trace", metavar="SEARCHER[:OPTIONS]:SEED", help="print one search's trials with their oracle scores and stop")
     args = parser.parse_args()
 
     out = Path(args.out)
@@ -190,7 +209,7 @@ def main() -> None:
     space = declared_space(task, args.space, structure)
     label = f"strengths-{structure[0]}x{structure[1]}" if args.space == "strengths" else args.space
     objective_label = f"constrained-{args.max_fd_ratio:g}" if args.objective == "constrained" else args.objective
-    stem = f"{args.task}_{args.target}_{label}_{objective_label}"
+    stem = f"{args.task}_{args.target}_{label}_n{args.oracle_n}_{objective_label}"
     if args.objective == "constrained":   # one yardstick per sample count: FD is biased upward at small n
         yardsticks, _ = fidelity_yardsticks(task, args.target, max(args.oracle_n, args.n_samples), ORACLE_SEED)
         objective = ConstrainedValidity(unguided_fd=yardsticks, max_ratio=args.max_fd_ratio, validity_range=task.validity_range)
@@ -204,7 +223,7 @@ def main() -> None:
     if args.oracle_only:
         return
     if args.trace:
-        name, seed = args.trace.split(":")
+        name, seed = args.trace.rsplit(":", 1)
         budget = int(args.budget_fraction * grid_points * args.oracle_n)
         return trace(name, int(seed), task, args.target, space, objective, budget, args.n_samples, oracle)
     grid = np.array(oracle.grid_scores())
@@ -220,8 +239,10 @@ def main() -> None:
     if args.report_only:
         runs = json.loads(runs_path.read_text())["runs"]
     else:
-        runs = []
-        for name in args.searchers.split(","):
+        names = args.searchers.split(",")
+        kept = json.loads(runs_path.read_text())["runs"] if args.merge and runs_path.exists() else []
+        runs = [r for r in kept if r["searcher"] not in names]
+        for name in names:
             for seed in range(args.seeds):
                 t0 = time.perf_counter()
                 runs.append(run_one(name, seed, task, args.target, space, objective, budget, args.n_samples, oracle))
@@ -230,7 +251,7 @@ def main() -> None:
             oracle.save()
         runs_path.write_text(json.dumps({"args": vars(args), "grid_optimum": best, "unguided": unguided,
                                          "budget": budget, "runs": runs}))
-    report(runs, [n for n in args.searchers.split(",") if any(r["searcher"] == n for r in runs)], best, unguided, budget,
+    report(runs, list(dict.fromkeys(r["searcher"] for r in runs)), best, unguided, budget,
            f"{args.task} {args.target}, {label} space, {objective_label} ({args.seeds} seeds, median, IQR)",
            out / f"{stem}_curves.png")
 
@@ -255,6 +276,8 @@ def report(runs, names, best, unguided, budget, title, png) -> None:
         reach = [samples_to_reach(r["curve"], within) for r in mine]
         reach_span = [samples_to_reach(r["curve"], span_within) for r in mine]
         reach_beam = float(np.median([samples_to_reach(r["curve"], beam_final) for r in mine]))
+        if not beam_curves:  # no plain beam in these runs: nothing to compare against (not "not reached")
+            reach_beam = math.nan
         ratio = f"{beam_reach / reach_beam:.1f}×" if math.isfinite(reach_beam) else "—"
         print(f"| {name} | {np.median(finals):.4f} [{min(finals):.4f}, {max(finals):.4f}] | "
               f"{(best - np.median(finals)) / max(abs(best), 1e-12):.1%} | {_fmt(np.median(reach))} | "
@@ -284,6 +307,8 @@ def _step_value(curve, x) -> float:
 
 
 def _fmt(x: float) -> str:
+    if math.isnan(x):
+        return "no plain beam run"
     return "not reached" if not math.isfinite(x) else f"{int(x)}"
 
 

@@ -144,11 +144,14 @@ class BeamSearcher(Searcher):
             self._phase, self._candidates = "done", []
             return
         self._ranked = sorted(self._ranked + new, key=self.rank_key, reverse=True)
-        self._candidates = []
-        if self._round < self.rounds:
-            parents = [dict(t.params) for t in self._ranked[: self.beam_width]]
-            self._candidates = self._children(parents, exclude=[dict(t.params) for t in self._ranked])
+        self._candidates = self._next_round(new) if self._round < self.rounds else []
         if not self._candidates:  # rounds used up, or nothing new to run: the beam is over
             self._candidates = [dict(t.params) for t in self._ranked
                                 if t.state is TrialState.COMPLETE][: self.final_top]
             self._phase = "final" if self._candidates else "done"
+
+    def _next_round(self, new: list[Trial]) -> list[dict[str, Any]]:
+        """The next round's candidates (``_ranked`` already holds ``new``): the top configs' children
+        not run yet. An empty list ends the beam."""
+        parents = [dict(t.params) for t in self._ranked[: self.beam_width]]
+        return self._children(parents, exclude=[dict(t.params) for t in self._ranked])

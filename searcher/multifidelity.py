@@ -274,28 +274,19 @@ class AdaptiveFidelityBeam(BeamSearcher):
                               "level": self._level},
                         seed_offset=FINAL_SEED_OFFSET if final else 0)
 
-    def _end_round(self, new: list[Trial]) -> None:
-        if self._phase == "final":
-            self._phase, self._candidates = "done", []
-            return
-        before = self.rank_key(self._ranked[0]) if self._ranked else None
-        self._ranked = sorted(self._ranked + new, key=self.rank_key, reverse=True)
-        improved = before is None or self.rank_key(self._ranked[0]) > before
-        at_full_size = self._level == len(self.levels) - 1
-        self._candidates = []
-        if (improved or at_full_size) and self._round < self.rounds:
-            parents = [dict(t.params) for t in self._ranked[: self.beam_width]]
-            self._candidates = self._children(parents, exclude=[dict(t.params) for t in self._ranked])
-        if self._candidates:
-            return
+    def _next_round(self, new: list[Trial]) -> list[dict[str, Any]]:
+        # the ranking is stable and older results come first, so a new trial tops it only if strictly better
+        improved = any(t is self._ranked[0] for t in new)
+        if improved or self._level == len(self.levels) - 1:
+            children = super()._next_round(new)
+            if children:
+                return children
         complete = [dict(t.params) for t in self._ranked if t.state is TrialState.COMPLETE]
-        if self._level + 1 < len(self.levels) and self._round < self.rounds and complete:
+        if self._level + 1 < len(self.levels) and complete:
             self._level += 1                          # stalled: promote the top configs to twice the samples
             self._ranked = []
-            self._candidates = complete[: self.promote]
-            return
-        self._candidates = complete[: self.final_top]
-        self._phase = "final" if self._candidates else "done"
+            return complete[: self.promote]
+        return []
 
     def best(self, trials: Sequence[Trial]) -> Trial | None:
         """The best final re-evaluation if there is one; otherwise the best result at the largest count."""

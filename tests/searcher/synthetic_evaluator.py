@@ -13,6 +13,7 @@ import numpy as np
 
 from guidetune.evaluators.records import TrialResult
 from guidetune.guidance.params import TFGParams
+from guidetune.searcher import Searcher, run_study
 
 OPTIMUM = {"rho": 2.0, "mu": 1.0, "gamma": 0.01, "n_recur": 2, "n_iter": 4}
 UNGUIDED_FD = 10.0
@@ -73,3 +74,15 @@ class SyntheticEvaluator:
     @property
     def n_calls(self) -> int:
         return len(self.calls)
+
+
+def assert_restart_continues_exactly(first: Searcher, restarted: Searcher, *, noise: float, budget_samples: int):
+    """``restarted`` (rebuilt from ``first``'s stored trials) asks what ``first`` asks, and both then run on
+    to ``budget_samples`` with the same trials; returns ``first``'s continuation."""
+    assert first.ask() == restarted.ask()
+    first._pending.clear()
+    restarted._pending.clear()
+    a = run_study(first, SyntheticEvaluator(noise=noise), budget_samples=budget_samples, progress=False)
+    b = run_study(restarted, SyntheticEvaluator(noise=noise), budget_samples=budget_samples, progress=False)
+    assert [(t.params, t.n_samples) for t in a.trials] == [(t.params, t.n_samples) for t in b.trials]
+    return a.trials

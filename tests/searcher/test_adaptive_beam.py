@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from synthetic_evaluator import SyntheticEvaluator
+from synthetic_evaluator import SyntheticEvaluator, assert_restart_continues_exactly
 
 from guidetune.evaluators.records import TrialResult
 from guidetune.searcher import (AdaptiveFidelityBeam, BeamSearcher, MaximizeValidity, default_tfg_space,
@@ -83,12 +83,7 @@ def test_restart_from_stored_trials_continues_exactly():
     stored = run_study(first, SyntheticEvaluator(noise=0.3), max_trials=17, progress=False).trials
     restarted = make_searcher("beam-mf", space, obj, seed=0, n_samples=64, trials=stored)
     assert (restarted.round, restarted.level) == (first.round, first.level)
-    assert first.ask() == restarted.ask()
-    first._pending.clear()
-    restarted._pending.clear()
-    a = run_study(first, SyntheticEvaluator(noise=0.3), budget_samples=6000, progress=False)
-    b = run_study(restarted, SyntheticEvaluator(noise=0.3), budget_samples=6000, progress=False)
-    assert [(t.params, t.n_samples) for t in a.trials] == [(t.params, t.n_samples) for t in b.trials]
+    assert_restart_continues_exactly(first, restarted, noise=0.3, budget_samples=6000)
 
 
 def _climb_validity(c) -> float:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from synthetic_evaluator import SyntheticEvaluator
+from synthetic_evaluator import SyntheticEvaluator, assert_restart_continues_exactly
 
 from guidetune.searcher import (MaximizeValidity, SuccessiveHalving, default_tfg_space, make_searcher,
                                 reference_tfg_space, run_study, rung_sizes)
@@ -65,12 +65,7 @@ def test_tpe_mf_runs_and_restarts_exactly():
     first = make_searcher("tpe-mf", space, obj, seed=0, **opts)
     stored = run_study(first, SyntheticEvaluator(noise=0.1), max_trials=10, progress=False).trials
     restarted = make_searcher("tpe-mf", space, obj, seed=0, trials=stored, **opts)
-    assert first.ask() == restarted.ask()
-    first._pending.clear()
-    restarted._pending.clear()
-    a = run_study(first, SyntheticEvaluator(noise=0.1), budget_samples=1500, progress=False)
-    b = run_study(restarted, SyntheticEvaluator(noise=0.1), budget_samples=1500, progress=False)
-    assert [(t.params, t.n_samples) for t in a.trials] == [(t.params, t.n_samples) for t in b.trials]
+    continued = assert_restart_continues_exactly(first, restarted, noise=0.1, budget_samples=1500)
     # rungs 16 → 32 → 64 over brackets of 4: 4 × 16 + 2 × 32 + 1 × 64 samples per bracket
-    bracket0 = [t for t in stored + a.trials if t.tags.get("sh_bracket") == 0]
+    bracket0 = [t for t in stored + continued if t.tags.get("sh_bracket") == 0]
     assert sorted(t.n_samples for t in bracket0) == [16] * 4 + [32] * 2 + [64]
