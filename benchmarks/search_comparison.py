@@ -91,8 +91,8 @@ class Oracle:
         return time.perf_counter() - start
 
     def _evaluate(self, configs) -> None:
-        for r in evaluate(self.task, self.target, configs, self.n, ORACLE_SEED):
-            self.table[config_key(r.config)] = {"validity": r.validity, "fidelity_fd": r.fidelity_fd, "failed": r.failed}
+        for c, r in zip(configs, evaluate(self.task, self.target, configs, self.n, ORACLE_SEED)):
+            self.table[config_key(c.to_dict())] = {"validity": r.validity, "fidelity_fd": r.fidelity_fd, "failed": r.failed}
 
     def score(self, params: dict) -> float:
         """The objective's score of the stored metrics (so a changed objective needs no resampling)."""
@@ -100,7 +100,7 @@ class Oracle:
         if key not in self.table:
             self._evaluate([_params(params)])
         m = self.table[key]
-        result = TrialResult(task=self.task.name, target=self.target, config=params, n_samples=self.n, seed=ORACLE_SEED,
+        result = TrialResult(n_samples=self.n, seed=ORACLE_SEED,
                              validity=m["validity"], validity_metric=self.task.validity_metric,
                              fidelity_fd=m["fidelity_fd"], failed=m["failed"])
         return self.objective.score(result)

@@ -74,7 +74,7 @@ def evaluate(
         rows = slice(k * n_samples, (k + 1) * n_samples)
         samples, failed_steps = run.samples[rows], run.nonfinite_step[rows]
         common = dict(
-            task=task.name, target=target, config=config.to_dict(), n_samples=n_samples, seed=seed,
+            n_samples=n_samples, seed=seed,
             validity_metric=task.validity_metric, forward_passes=float(run.forward_passes),
             backward_passes=float(run.backward_passes),
         )

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TrialResult:
-    """Metrics of one guidance configuration on one task and target, from ``n_samples`` samples.
+    """Metrics of one guidance configuration on one task and target, from ``n_samples`` samples (the
+    configuration, task and target live on the trial and study records, not here).
 
     ``validity`` is oriented so that higher is better (accuracy as is; an error such as a property
     MAE or a measurement residual is stored negated, and ``validity_metric`` says which). A failed
     trial keeps its reason in ``failed`` and NaN metrics.
     """
 
-    task: str
-    target: str
-    config: dict[str, Any]                # TFGParams.to_dict() of the evaluated configuration
     n_samples: int                        # how many samples the metrics below rest on
     seed: int                             # first sample seed; sample i used seed + i
     validity: float                       # judge's validity score, higher is better
@@ -34,6 +33,18 @@ class TrialResult:
     seconds_per_sample: float = math.nan  # wall time of sampling and scoring per sample
     failed: str | None = None             # why the trial failed (None when it succeeded)
     extras: dict[str, float] = field(default_factory=dict)  # per-target scores and the like
+
+    def __eq__(self, other: object) -> bool:
+        """Field by field, NaN equal to NaN (a missing metric read back from a store is the same record)."""
+        if not isinstance(other, TrialResult):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def _key(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
 
     @property
     def ok(self) -> bool:

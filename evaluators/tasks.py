@@ -20,7 +20,7 @@ from guidetune.guidance import (GaussianMixture, MixtureEpsilonModel, TFGParams,
                                 measurement_log_prob, sample)
 
 from . import metrics
-from .errors import UnknownTargetError, UnknownTaskError
+from .errors import EvaluatorError, UnknownTargetError, UnknownTaskError
 
 LogProb = Callable[[torch.Tensor], torch.Tensor]
 
@@ -86,11 +86,19 @@ class Task(ABC):
         return sample(self.model, None, TFGParams(), shape=self.shape, steps=self.steps, eta=self.eta, seeds=seeds,
                       clip_x0=self.clip_x0)
 
+    def yardstick_samples(self, target: str, n_samples: int, seed: int,
+                          max_draw: int | None = None) -> tuple[torch.Tensor, int]:
+        """``n_samples`` unguided samples of this target and how many samples were drawn for them
+        (never more than ``max_draw``: ``EvaluatorError`` when that cannot be done)."""
+        if max_draw is not None and max_draw < n_samples:
+            raise EvaluatorError(f"the unguided yardstick needs {n_samples} samples, only {max_draw} are left in the budget")
+        return self.unguided_samples(n_samples, seed), n_samples
+
     def fidelity_yardstick(self, target: str, n_samples: int, seed: int) -> tuple[float, int]:
         """(Fréchet distance, samples drawn) of the unguided model's own samples of this target to the
         reference: the yardstick for "no less faithful than unguided sampling"."""
-        samples = self.unguided_samples(n_samples, seed)
-        return metrics.frechet_distance(self.features(samples), self.reference_features(target)), n_samples
+        samples, drawn = self.yardstick_samples(target, n_samples, seed)
+        return metrics.frechet_distance(self.features(samples), self.reference_features(target)), drawn
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,16 +145,23 @@ class _DigitsTask(Task):
     def target_label(self, target: str) -> int:
         return int(target)
 
-    def fidelity_yardstick(self, target: str, n_samples: int, seed: int) -> tuple[float, int]:
-        """Unguided samples that the judge assigns to the target's class, against that class's
-        held-out digits (all-class samples against one class would make any guidance look faithful)."""
+    def yardstick_samples(self, target: str, n_samples: int, seed: int,
+                          max_draw: int | None = None) -> tuple[torch.Tensor, int]:
+        """Unguided samples that the judge assigns to the target's class, to hold against that class's
+        held-out digits (all-class samples against one class would make any guidance look faithful).
+        Drawn in chunks of ``10 · n_samples`` (at most 40 chunks' worth, and never past ``max_draw``)."""
         label, kept, drawn, chunk = self.target_label(target), [], 0, 10 * n_samples
-        while sum(len(k) for k in kept) < n_samples and drawn < 40 * n_samples:
-            batch = self.unguided_samples(chunk, seed + drawn)
-            drawn += chunk
+        limit = 40 * n_samples if max_draw is None else min(40 * n_samples, max_draw)
+        while sum(len(k) for k in kept) < n_samples and drawn < limit:
+            size = min(chunk, limit - drawn)
+            batch = self.unguided_samples(size, seed + drawn)
+            drawn += size
             kept.append(batch[self._class_logits(self.models.judge, batch).argmax(1) == label])
         samples = torch.cat(kept)[:n_samples]
-        return metrics.frechet_distance(self.features(samples), self.reference_features(target)), drawn
+        if len(samples) < n_samples:
+            raise EvaluatorError(f"the unguided yardstick found {len(samples)} of the {n_samples} samples of class "
+                                 f"{label} it needs in {drawn} draws; raise the budget or lower the sample count")
+        return samples, drawn
 
 
 class DigitsLabelTask(_DigitsTask):

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from .base import SEARCHER_NAMES, Evaluator, Proposal, Searcher, make_searcher
 from .beam import BeamSearcher
-from .errors import (BudgetTooSmallError, EvaluatorContractError, IllegalTransitionError, ImmutableTrialError,
-                     MissingDependencyError, ObjectiveError, SearchError, SearchSpaceError, UnknownSearcherError)
+from .coordinator import Budget, StudyCoordinator, StudyOutcome, run_study, tfg_denoiser_passes
+from .errors import (BudgetTooSmallError, EvaluatorContractError, MissingDependencyError, ObjectiveError, SearchError, SearchSpaceError, UnknownSearcherError)
 from .multifidelity import AdaptiveFidelityBeam, SuccessiveHalving, make_multifidelity_tpe, rung_sizes
 from .objective import (ConstrainedValidity, MaximizeValidity, Objective, ParetoValidityFidelity,
                         ReferenceTFGScore, objective_from_dict)
 from .space import (Categorical, LogFloat, PowerOfTwoInt, SearchSpace, default_tfg_space,
                     reference_tfg_space)
-from .study import StudyOutcome, run_study, tfg_denoiser_passes
-from .trial import ALLOWED_TRANSITIONS, Trial, TrialState
+from .executors import Executor, GroupOutcome, InProcessExecutor, TrialGroup
 
 __all__ = [
     "SEARCHER_NAMES", "Evaluator", "Proposal", "Searcher", "make_searcher", "BeamSearcher",
-    "BudgetTooSmallError", "EvaluatorContractError", "IllegalTransitionError", "ImmutableTrialError",
-    "MissingDependencyError", "ObjectiveError", "SearchError", "SearchSpaceError", "UnknownSearcherError",
+    "BudgetTooSmallError", "EvaluatorContractError", "MissingDependencyError", "ObjectiveError", "SearchError", "SearchSpaceError", "UnknownSearcherError",
     "AdaptiveFidelityBeam", "SuccessiveHalving", "make_multifidelity_tpe", "rung_sizes",
     "ConstrainedValidity", "MaximizeValidity", "Objective", "ParetoValidityFidelity", "ReferenceTFGScore",
     "objective_from_dict", "Categorical", "LogFloat", "PowerOfTwoInt", "SearchSpace", "default_tfg_space",
-    "reference_tfg_space", "StudyOutcome", "run_study", "tfg_denoiser_passes", "ALLOWED_TRANSITIONS", "Trial",
-    "TrialState",
+    "reference_tfg_space", "Budget", "StudyCoordinator", "StudyOutcome", "run_study", "tfg_denoiser_passes",
+    "Executor", "GroupOutcome", "InProcessExecutor", "TrialGroup",
 ]

@@ -19,7 +19,7 @@ from guidetune.guidance.params import TFGParams
 from .errors import SearchError, UnknownSearcherError
 from .objective import Objective
 from .space import SearchSpace
-from .trial import Trial, TrialState
+from guidetune.storage.records import Trial, TrialState
 
 
 @runtime_checkable
@@ -97,6 +97,11 @@ class Searcher(ABC):
         for t in trials:
             if t.state.is_finished:
                 self.tell(t)
+
+    def restore_pending(self, proposals: Iterable[Proposal]) -> None:
+        """Take back proposals a stopped study had asked for and not finished (after ``replay``), so
+        that the searcher neither asks for them again nor forgets them."""
+        self._pending.extend(proposals)
 
     def natural_batch_size(self) -> int | None:
         """How many proposals ``ask()`` returns, or ``None`` when the searcher decides per round."""

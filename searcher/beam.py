@@ -28,7 +28,7 @@ from .base import Proposal, Searcher
 from .errors import SearchError
 from .objective import Objective
 from .space import Categorical, SearchSpace
-from .trial import Trial, TrialState
+from guidetune.storage.records import Trial, TrialState
 
 
 class BeamSearcher(Searcher):

@@ -15,14 +15,6 @@ class ObjectiveError(SearchError, ValueError):
     """An objective is malformed or asked for a metric that the result does not carry."""
 
 
-class IllegalTransitionError(SearchError, ValueError):
-    """A trial was moved between states that the trial life cycle does not connect."""
-
-
-class ImmutableTrialError(SearchError, ValueError):
-    """A finished trial (COMPLETE, FAILED, PRUNED) was asked to change."""
-
-
 class UnknownSearcherError(SearchError, KeyError):
     """``make_searcher`` was given a name that is not registered."""
 

@@ -26,7 +26,7 @@ from .beam import BeamSearcher
 from .errors import SearchError
 from .objective import Objective
 from .space import SearchSpace
-from .trial import Trial, TrialState
+from guidetune.storage.records import Trial, TrialState
 
 FINAL_SEED_OFFSET = 1_000_003  # held-out seeds for the final re-evaluation
 MIN_LEVEL_SAMPLES = 16         # a default first level never goes below this (an accuracy in 1/16 steps)
@@ -116,6 +116,10 @@ class SuccessiveHalving(Searcher):
                               tags={**cand.tags, "rung": self._rung, "rung_samples": self.rungs[self._rung]}))
 
     # ---- ask / tell -----------------------------------------------------------------------
+    def restore_pending(self, proposals) -> None:
+        self._ensure_bracket()
+        super().restore_pending(proposals)
+
     def _ask(self, n: int | None) -> list[Proposal]:
         self._ensure_bracket()
         out: list[Proposal] = []

@@ -12,7 +12,7 @@ from optuna.trial import TrialState as OptunaState
 from .objective import Objective
 from .optuna_searchers import quiet_optuna
 from .space import LogFloat, PowerOfTwoInt, SearchSpace
-from .trial import Trial, TrialState
+from guidetune.storage.records import Trial, TrialState
 
 
 def _display_distribution(p):

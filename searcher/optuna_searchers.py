@@ -33,7 +33,7 @@ from .base import Proposal, Searcher
 from .errors import MissingDependencyError, SearchError
 from .objective import Objective
 from .space import Categorical, LogFloat, PowerOfTwoInt, SearchSpace
-from .trial import Trial, TrialState
+from guidetune.storage.records import Trial, TrialState
 
 SYSTEM_ATTRS_TAG = "optuna_system_attrs"
 

@@ -25,7 +25,6 @@ def test_packed_trials_score_exactly_like_separate_ones(gmm):
     packed = evaluate(gmm, "1.5", configs, 64, seed=3)
     separate = [evaluate(gmm, "1.5", [c], 64, seed=3)[0] for c in configs]
     for a, b in zip(packed, separate):
-        assert a.config == b.config
         for key in ("validity", "fidelity_fd", "kid", "precision", "recall"):
             assert math.isclose(getattr(a, key), getattr(b, key), rel_tol=1e-4, abs_tol=1e-5), key
     # guidance helps on this task: guided validity (−SW to the exact posterior) beats unguided by far

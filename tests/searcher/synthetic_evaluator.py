@@ -61,7 +61,7 @@ class SyntheticEvaluator:
             reason = self.fail_if(c) if self.fail_if else None
             fwd = float(self.n_steps * c.n_recur)
             bwd = fwd if float(c.rho) != 0 else 0.0
-            common = dict(task="synthetic", target="bump", config=c.to_dict(), n_samples=n_samples, seed=seed,
+            common = dict(n_samples=n_samples, seed=seed,
                           validity_metric="synthetic_accuracy", forward_passes=fwd, backward_passes=bwd)
             if reason:
                 out.append(TrialResult(validity=math.nan, failed=reason, **common))

@@ -16,7 +16,7 @@ from guidetune.searcher.multifidelity import FINAL_SEED_OFFSET
 
 def _peak_at_rho_half(configs, n_samples, seed):
     """validity = −(log₂ ρ̄ + 1)²: only ρ̄ matters, best at ρ̄ = 0.5; ties everywhere else."""
-    return [TrialResult(task="peak", target="-", config=c.to_dict(), n_samples=n_samples, seed=seed,
+    return [TrialResult(n_samples=n_samples, seed=seed,
                         validity=-(math.log2(float(c.rho)) + 1.0) ** 2, validity_metric="peak") for c in configs]
 
 
@@ -80,7 +80,7 @@ def test_a_stall_promotes_the_top_configs_to_twice_the_samples_then_final_reeval
 def test_restart_from_stored_trials_continues_exactly():
     space, obj = default_tfg_space(), MaximizeValidity()
     first = make_searcher("beam-mf", space, obj, seed=0, n_samples=64)
-    stored = run_study(first, SyntheticEvaluator(noise=0.3), max_trials=17, progress=False).trials
+    stored = run_study(first, SyntheticEvaluator(noise=0.3), max_trials=17, progress=False).told
     restarted = make_searcher("beam-mf", space, obj, seed=0, n_samples=64, trials=stored)
     assert (restarted.round, restarted.level) == (first.round, first.level)
     assert_restart_continues_exactly(first, restarted, noise=0.3, budget_samples=6000)
@@ -102,7 +102,7 @@ def _climb(configs, n_samples, seed):
         key = (round(math.log2(float(c.rho))), round(math.log2(float(c.mu))), round(math.log10(float(c.gamma))))
         jitter = np.random.default_rng([seed, n_samples, *(k + 100 for k in key)]).normal(0.0, 0.1, n_samples)
         valid = u < _climb_validity(c) + jitter
-        out.append(TrialResult(task="climb", target="-", config=c.to_dict(), n_samples=n_samples, seed=seed,
+        out.append(TrialResult(n_samples=n_samples, seed=seed,
                                validity=float(valid.mean()), validity_metric="accuracy"))
     return out
 

@@ -15,7 +15,7 @@ def _linear_evaluator(weights):
 
     def evaluate(configs, n_samples, seed):
         calls.append(len(configs))
-        return [TrialResult(task="lin", target="-", config=c.to_dict(), n_samples=n_samples, seed=seed,
+        return [TrialResult(n_samples=n_samples, seed=seed,
                             validity=sum(w * float(getattr(c, k)) for k, w in weights.items()),
                             validity_metric="lin") for c in configs]
     evaluate.calls = calls
@@ -124,7 +124,7 @@ def _continue(searcher, evaluator, n):
 def test_restart_from_stored_trials_beam():
     space, obj = default_tfg_space(), MaximizeValidity()
     first = make_searcher("beam", space, obj, seed=0, n_samples=32)
-    stored = run_study(first, SyntheticEvaluator(), max_trials=6 + 3, progress=False).trials  # mid round 1
+    stored = run_study(first, SyntheticEvaluator(), max_trials=6 + 3, progress=False).told  # mid round 1
     restarted = make_searcher("beam", space, obj, seed=0, n_samples=32, trials=stored)
     assert restarted.round == first.round == 1
     a, b = first.ask(), restarted.ask()

@@ -10,7 +10,7 @@ def test_constrained_objective_holds_each_trial_against_the_unguided_fd_at_its_o
     objective = ConstrainedValidity(unguided_fd=table, max_ratio=1.2)
 
     def trial(n, fd):
-        return TrialResult(task="t", target="y", config={}, n_samples=n, seed=0, validity=0.9,
+        return TrialResult(n_samples=n, seed=0, validity=0.9,
                            validity_metric="acc", fidelity_fd=fd)
 
     assert objective.score(trial(16, 9.0)) == 0.9          # 9.0 ≤ 1.2 × 8.0 at n = 16

@@ -11,7 +11,7 @@ from guidetune.searcher import (ConstrainedValidity, MaximizeValidity, Objective
 
 
 def _r(validity, fd=math.nan, failed=None):
-    return TrialResult(task="t", target="y", config={}, n_samples=8, seed=0, validity=validity,
+    return TrialResult(n_samples=8, seed=0, validity=validity,
                        validity_metric="acc", fidelity_fd=fd, failed=failed)
 
 

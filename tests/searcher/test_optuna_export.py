@@ -5,7 +5,8 @@ import pytest
 
 from synthetic_evaluator import UNGUIDED_FD, SyntheticEvaluator
 
-from guidetune.searcher import (ConstrainedValidity, MaximizeValidity, ParetoValidityFidelity, TrialState,
+from guidetune.storage.records import TrialState
+from guidetune.searcher import (ConstrainedValidity, MaximizeValidity, ParetoValidityFidelity,
                                 default_tfg_space, make_searcher, run_study)
 from guidetune.searcher.optuna_export import export_to_optuna
 

@@ -51,7 +51,7 @@ def test_restart_from_stored_trials_tpe():
     space, obj = default_tfg_space(), MaximizeValidity()
     opts = dict(n_samples=32, batch_size=4, n_startup_trials=4)
     first = make_searcher("tpe", space, obj, seed=11, **opts)
-    stored = run_study(first, SyntheticEvaluator(), max_trials=12, progress=False).trials
+    stored = run_study(first, SyntheticEvaluator(), max_trials=12, progress=False).told
     restarted = make_searcher("tpe", space, obj, seed=11, trials=stored, **opts)
     a, b = first.ask(), restarted.ask()
     assert a == b and len(a) == 4
@@ -110,11 +110,11 @@ def test_restart_from_json_stored_trials(name, options, n_trials):
     """Sampler state kept in Optuna system attributes survives the trip through JSON."""
     import json
 
-    from guidetune.searcher import Trial
+    from guidetune.storage.records import Trial
 
     space, obj = default_tfg_space(), MaximizeValidity()
     first = make_searcher(name, space, obj, seed=5, n_samples=16, **options)
-    stored = run_study(first, SyntheticEvaluator(), max_trials=n_trials, progress=False).trials
+    stored = run_study(first, SyntheticEvaluator(), max_trials=n_trials, progress=False).told
     loaded = [Trial.from_dict(json.loads(json.dumps(t.to_dict()))) for t in stored]
     restarted = make_searcher(name, space, obj, seed=5, n_samples=16, trials=loaded, **options)
     assert first.ask() == restarted.ask()

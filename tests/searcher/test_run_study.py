@@ -9,7 +9,8 @@ from synthetic_evaluator import SyntheticEvaluator
 
 from guidetune.evaluators.records import TrialResult
 from guidetune.guidance.params import TFGParams
-from guidetune.searcher import (BudgetTooSmallError, MaximizeValidity, SearchError, TrialState,
+from guidetune.storage.records import TrialState
+from guidetune.searcher import (BudgetTooSmallError, MaximizeValidity, SearchError,
                                 default_tfg_space, make_searcher, reference_tfg_space, run_study,
                                 tfg_denoiser_passes)
 
@@ -43,7 +44,10 @@ def test_sample_budget_respected_exactly():
     ev = SyntheticEvaluator(noise=0.05)
     out = run_study(_beam(n_samples=64, rounds=8), ev, budget_samples=1000, progress=False)
     assert out.stop_reason == "budget_samples"
-    assert out.samples_spent == sum(t.n_samples for t in out.trials) == sum(c["n_configs"] * c["n_samples"] for c in ev.calls)
+    run = [t for t in out.trials if t.state.is_finished]
+    assert out.samples_spent == sum(t.n_samples for t in run) == sum(c["n_configs"] * c["n_samples"] for c in ev.calls)
+    # proposals of the round that did not fit stay stored PENDING (a larger budget continues with them)
+    assert all(t.state is TrialState.PENDING for t in out.trials if not t.state.is_finished)
     assert out.samples_spent <= 1000
     assert out.samples_spent > 1000 - 64 * 6  # it did not stop needlessly early (at most one round left unspent)
     assert [h[0] for h in out.history] == sorted(h[0] for h in out.history)
@@ -54,7 +58,8 @@ def test_pass_budget_respected():
     out = run_study(_beam(n_samples=16, rounds=8), ev, budget_passes=5_000, progress=False)
     assert out.stop_reason == "budget_passes"
     assert out.passes_spent <= 5_000
-    assert out.passes_spent == sum((t.result.forward_passes + t.result.backward_passes) * t.n_samples for t in out.trials)
+    assert out.passes_spent == sum((t.result.forward_passes + t.result.backward_passes) * t.n_samples
+                                   for t in out.trials if t.state.is_finished)
 
 
 def test_too_small_budget_raises_before_any_evaluation():
@@ -98,15 +103,6 @@ def test_evaluator_exceptions_caught_only_when_asked():
         run_study(_beam(n_samples=8), flaky, max_trials=6, progress=False)
 
 
-def test_patience_stops_a_flat_search():
-    def flat(configs, n_samples, seed):
-        return [TrialResult(task="flat", target="-", config=c.to_dict(), n_samples=n_samples, seed=seed,
-                            validity=0.5, validity_metric="acc") for c in configs]
-    searcher = make_searcher("random", default_tfg_space(), MaximizeValidity(), seed=0, batch_size=4)
-    out = run_study(searcher, flat, patience=2, max_trials=100, progress=False)
-    assert out.stop_reason == "patience" and len(out.trials) == 12  # 1 improving round + 2 flat ones
-
-
 def test_stop_on_request_event_and_callable():
     event = threading.Event()
     seen = []
@@ -117,7 +113,8 @@ def test_stop_on_request_event_and_callable():
             event.set()
     out = run_study(_beam(n_samples=8), SyntheticEvaluator(), stop=event, on_trial=on_trial, progress=False)
     assert out.stop_reason == "requested" and 5 <= len(out.trials) < 6 + 1
-    assert [t.number for t in seen] == [t.number for t in out.trials]
+    assert [t.number for t in seen] == [t.number for t in out.told]
+    assert all(t.state is TrialState.PENDING for t in out.trials[len(seen):])   # proposed, never started
     out = run_study(_beam(n_samples=8), SyntheticEvaluator(), stop=lambda: True, progress=False)
     assert out.stop_reason == "requested" and out.trials == ()
 
@@ -131,12 +128,3 @@ def test_history_best_and_export_format():
     params = TFGParams.from_dict(config)
     assert params == out.space.to_params(out.best.params)
     assert set(config) == set(TFGParams().to_dict())
-
-
-def test_resume_continues_numbering_and_budget():
-    space, obj = reference_tfg_space(), MaximizeValidity()
-    first = run_study(make_searcher("beam", space, obj, n_samples=16), SyntheticEvaluator(), max_trials=4, progress=False)
-    more = run_study(make_searcher("beam", space, obj, n_samples=16), SyntheticEvaluator(),
-                     resume=first.trials, budget_samples=16 * 7, progress=False)
-    assert [t.number for t in more.trials] == list(range(len(more.trials)))
-    assert more.trials[:4] == first.trials and more.samples_spent == 16 * len(more.trials) <= 16 * 7

@@ -63,7 +63,7 @@ def test_tpe_mf_runs_and_restarts_exactly():
     space, obj = reference_tfg_space(), MaximizeValidity()
     opts = dict(n_samples=64, bracket_size=4)
     first = make_searcher("tpe-mf", space, obj, seed=0, **opts)
-    stored = run_study(first, SyntheticEvaluator(noise=0.1), max_trials=10, progress=False).trials
+    stored = run_study(first, SyntheticEvaluator(noise=0.1), max_trials=10, progress=False).told
     restarted = make_searcher("tpe-mf", space, obj, seed=0, trials=stored, **opts)
     continued = assert_restart_continues_exactly(first, restarted, noise=0.1, budget_samples=1500)
     # rungs 16 → 32 → 64 over brackets of 4: 4 × 16 + 2 × 32 + 1 × 64 samples per bracket

@@ -6,11 +6,12 @@ import math
 import pytest
 
 from guidetune.evaluators.records import TrialResult
-from guidetune.searcher import IllegalTransitionError, ImmutableTrialError, Trial, TrialState
+from guidetune.storage.records import Trial, TrialState
+from guidetune.storage.errors import IllegalTransitionError, ImmutableTrialError
 
 
 def _result(**kw):
-    base = dict(task="t", target="y", config={"rho": 1.0}, n_samples=16, seed=3, validity=0.5,
+    base = dict(n_samples=16, seed=3, validity=0.5,
                 validity_metric="acc", fidelity_fd=12.0, forward_passes=10.0)
     base.update(kw)
     return TrialResult(**base)
@@ -47,6 +48,14 @@ def test_json_round_trip():
     assert json.dumps(again.to_dict()) == text
     assert again.state is TrialState.COMPLETE and again.tags["beam_round"] == 1
     assert again.params == t.params and again.result.fidelity_fd == 12.0
+
+
+def test_requeue_is_the_only_way_back_and_keeps_the_attempt():
+    running = Trial(number=0, params={"rho": 1.0}, n_samples=4, seed=0).start(attempt=1, worker="w1")
+    requeued = running.transition(TrialState.PENDING)
+    assert requeued.state is TrialState.PENDING and requeued.attempt == 1
+    with pytest.raises(IllegalTransitionError, match="PENDING -> PENDING"):
+        requeued.transition(TrialState.PENDING)
 
 
 def test_params_are_copied():

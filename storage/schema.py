@@ -1,0 +1,70 @@
+"""The SQL tables (SQLAlchemy 2 declarative). Alembic owns the schema: ``migrations/`` creates these
+tables; this module only maps them. Indexes serve the cheap reads: trials after N (primary key),
+best so far (``study_id, state, score``), order of tells (``study_id, tell_seq``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SCHEMA_REVISION = "0001"   # the Alembic head this code reads and writes
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class StudyRow(Base):
+    __tablename__ = "studies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    owner: Mapped[str] = mapped_column(String(200), default="local")
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    spec_version: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    samples_spent: Mapped[int] = mapped_column(BigInteger, default=0)
+    passes_spent: Mapped[float] = mapped_column(Float, default=0.0)
+    n_trials: Mapped[int] = mapped_column(Integer, default=0)        # the next trial number
+    n_told: Mapped[int] = mapped_column(Integer, default=0)          # the next tell_seq
+    yardstick: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    best_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    coordinator: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class TrialRow(Base):
+    __tablename__ = "trials"
+
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    n_samples: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    tags: Mapped[dict[str, Any]] = mapped_column(JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    fail_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    passes: Mapped[float] = mapped_column(Float, default=0.0)         # denoiser passes the trial spent
+    tell_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    best_score: Mapped[float | None] = mapped_column(Float, nullable=True)   # the study's reported best after this tell
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+
+    __table_args__ = (
+        Index("ix_trials_best", "study_id", "state", "score"),
+        Index("ix_trials_tell", "study_id", "tell_seq"),
+    )
