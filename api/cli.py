@@ -1,4 +1,10 @@
-"""The ``guidetune`` command line (the api layer: parse, call the layers below, print)."""
+"""The ``guidetune`` command line (the api layer: parse, call the study service and the layers below, print).
+
+Every search is a stored study (``--storage`` / ``GUIDETUNE_DATABASE_URL``, default an SQLite file
+under ``GUIDETUNE_HOME``): running the same command again continues it. Bad input — an unknown flag,
+name or file, a malformed URL or config — exits 2 with a message naming the flag as typed, before
+any sampling.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +16,12 @@ from pathlib import Path
 EXIT_USAGE = 2
 
 
+# ---- library commands ------------------------------------------------------------------------------
 def _cmd_demo(args: argparse.Namespace) -> int:
     from guidetune.api.demo import run_demo
 
     report = run_demo(Path(args.out), task_name=args.task, target=args.target, budget_samples=args.budget_samples,
-                      progress=not args.quiet)
+                      storage=args.storage, progress=not args.quiet)
     print(json.dumps(report, indent=2))
     return 0
 
@@ -44,12 +51,13 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
     task = get_task(args.task)
     target = task.check_target(args.target)
-    params = read_config(args.config)
-    seeds = list(range(args.seed, args.seed + args.n))
-    samples = sample(task.model, task.guide_log_prob(target, seeds) if params.needs_log_prob else None, params, shape=task.shape,
-                     steps=task.steps, eta=task.eta, seeds=seeds, clip_x0=task.clip_x0, progress=not args.quiet)
+    params = read_config(args.config, task=args.task)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    _check_folder(out, "--out")
+    seeds = list(range(args.seed, args.seed + args.n))
+    samples = sample(task.model, task.guide_log_prob(target, seeds) if params.needs_log_prob else None, params,
+                     shape=task.shape, steps=task.steps, eta=task.eta, seeds=seeds, clip_x0=task.clip_x0,
+                     progress=not args.quiet)
     np.savez(out, samples=task.export(samples), seeds=np.asarray(seeds), task=task.name, target=target,
              config=json.dumps(params.to_dict()))
     print(f"wrote {args.n} samples of {task.name} target {target} to {out}")
@@ -62,8 +70,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from guidetune.evaluators.tasks import get_task
 
     task = get_task(args.task)
-    (result,) = evaluate(task, args.target, [read_config(args.config)], args.n, args.seed, progress=not args.quiet)
-    record = json_safe(result.to_dict())
+    params = read_config(args.config, task=args.task)
+    (result,) = evaluate(task, args.target, [params], args.n, args.seed, progress=not args.quiet)
+    record = json_safe({"task": task.name, "target": args.target, "config": params.to_dict(), **result.to_dict()})
     if args.json:
         print(json.dumps(record, indent=2))
     else:
@@ -73,94 +82,246 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def _cmd_search(args: argparse.Namespace) -> int:
-    from guidetune.evaluators.config_io import export_record, json_safe
-    from guidetune.searcher.local import run_local_search
+# ---- studies -----------------------------------------------------------------------------------------
+def _service(args: argparse.Namespace):
+    from guidetune.searcher.service import StudyService
+    from guidetune.storage.store import StudyStore
 
-    search = run_local_search(
-        args.task, args.target, args.searcher, budget_samples=args.budget_samples, budget_passes=args.budget_passes,
-        seed=args.seed,
-        objective=args.objective, max_fd_ratio=args.max_fd_ratio, n_samples=args.n_samples,
-        schedules=args.schedules, progress=not args.quiet,
-    )
-    outcome = search.outcome
-    if outcome.best is None:
-        print("guidetune search: no trial succeeded; every configuration failed (see --json for reasons)", file=sys.stderr)
-    best = outcome.best
-    record = export_record(
-        outcome.space.to_params(best.params), task=args.task, target=args.target,
-        metrics=best.result.to_dict() if best and best.result else {},
-    ) if best else None
+    return StudyService(StudyStore(args.storage))
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from guidetune.evaluators.config_io import json_safe
+    from guidetune.storage.engine import check_url
+
+    if args.optuna_storage:
+        check_url(args.optuna_storage, flag="--optuna-storage")
+    if args.export:
+        _check_folder(Path(args.export), "--export")
+    service = _service(args)
+    spec = service.build_spec(args.task, args.target, args.searcher, objective=args.objective,
+                              max_fd_ratio=args.max_fd_ratio, n_samples=args.n_samples, schedules=args.schedules,
+                              budget_samples=args.budget_samples, budget_passes=args.budget_passes, seed=args.seed)
+    study = service.create_or_continue(spec, args.study)
+    if not args.quiet:
+        print(f"study {study.name!r} in {service.store.display_url} ({study.state.value}); run the same command "
+              "again to resume it", file=sys.stderr)
+    outcome = service.run(study.name, progress=not args.quiet)
+    status = service.status(study.name)
+    record = service.export(study.name) if outcome.best is not None else None
     summary = {
-        "searcher": args.searcher, "objective": search.objective.to_dict(), "best": record,
-        "best_score": outcome.best_score, "samples_spent": search.samples_spent,
-        "denoiser_passes_spent": outcome.passes_spent, "trials": len(outcome.trials),
-        "stop_reason": outcome.stop_reason, "history": [list(h) for h in outcome.history],
-        "unguided_fd_yardstick": search.unguided_fd,
+        "study": study.name, "storage": service.store.display_url, "searcher": spec.searcher,
+        "objective": spec.objective, "best": record, "best_score": outcome.best_score,
+        "samples_spent": outcome.samples_spent, "denoiser_passes_spent": outcome.passes_spent,
+        "budget_samples": spec.budget_samples, "trials": status["trials"], "stop_reason": outcome.stop_reason,
+        "history": [list(h) for h in outcome.history], "yardstick_samples": status["yardstick_samples"],
     }
+    if record is None:
+        print("guidetune search: no trial succeeded; every configuration failed (see `guidetune study show "
+              f"{study.name} --trials` for the reasons)", file=sys.stderr)
     if args.export and record:
-        Path(args.export).parent.mkdir(parents=True, exist_ok=True)
         Path(args.export).write_text(json.dumps(record, indent=2))
     if args.optuna_storage:
         from guidetune.searcher.optuna_export import export_to_optuna
 
-        export_to_optuna(outcome.trials, args.optuna_storage, args.study_name or f"{args.task}-{args.target}-{args.searcher}",
-                         search.objective, space=outcome.space)
+        export_to_optuna(outcome.trials, args.optuna_storage, args.optuna_study or study.name,
+                         service.objective(study.name), space=outcome.space)
     if args.json:
         print(json.dumps(json_safe(summary), indent=2))
     elif record:
         m = record["metrics"]
-        print(f"best {record['params']} \n  validity {m.get('validity')}  fidelity_fd {m.get('fidelity_fd')}  "
-              f"after {search.samples_spent} samples ({outcome.stop_reason})")
-    return 0 if best else 1
+        print(f"best {record['params']}\n  validity {m.get('validity')}  fidelity_fd {m.get('fidelity_fd')}  "
+              f"after {outcome.samples_spent} samples ({outcome.stop_reason}); study {study.name!r}")
+    return 0 if record else 1
 
 
-def _add_trial_args(p: argparse.ArgumentParser, *, with_config: bool = True) -> None:
-    p.add_argument("--task", required=True, help="a task name (see `guidetune tasks`)")
+def _cmd_studies(args: argparse.Namespace) -> int:
+    service = _service(args)
+    rows = [service.status(s.id) for s in service.store.list_studies()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no studies in {service.store.display_url}")
+    for r in rows:
+        best = r["best"]["score"] if r["best"] else None
+        print(f"{r['name']:<48} {r['state']:<9} {r['spent']['samples']:>7} samples  best {best}  "
+              f"({r['stop_reason'] or '-'})")
+    return 0
+
+
+def _cmd_study_show(args: argparse.Namespace) -> int:
+    from guidetune.evaluators.config_io import json_safe
+
+    service = _service(args)
+    status = service.status(args.name)
+    if args.trials:
+        status["trial_list"] = [json_safe(t.to_dict()) for t in service.trials_after(args.name, -1, limit=10**9)]
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+        return 0
+    for key in ("name", "state", "stop_reason", "task", "target", "searcher", "objective", "trials", "budget", "spent"):
+        print(f"{key:>12}: {status[key]}")
+    best = status["best"]
+    print(f"{'best':>12}: " + ("none yet" if best is None else
+                               f"trial {best['number']} score {best['score']} params {best['params']}"))
+    for t in status.get("trial_list", []):
+        print(f"  #{t['number']:<5} {t['state']:<9} n={t['n_samples']:<4} score={t['score']} {t['params']}"
+              + (f"  ({t['fail_reason']})" if t["fail_reason"] else ""))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from guidetune.searcher.service import python_snippet
+
+    service = _service(args)
+    record = service.export(args.name)
+    record["python"] = python_snippet(record)
+    if args.format == "yaml":
+        import yaml
+
+        text = yaml.safe_dump(record, sort_keys=False)
+    else:
+        text = json.dumps(record, indent=2)
+    if args.out:
+        _check_folder(Path(args.out), "--out")
+        Path(args.out).write_text(text)
+        print(f"wrote the best configuration of study {args.name!r} to {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    study = _service(args).cancel(args.name)
+    print(f"study {study.name!r}: {study.state.value}" + (" (stops after its running trials)"
+                                                          if study.state.value == "running" else ""))
+    return 0
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    from guidetune.storage.engine import safe_url, check_url, current_revision, make_engine, resolve_url, safe_url, upgrade
+    from guidetune.storage.schema import SCHEMA_REVISION
+
+    url = resolve_url(args.storage)
+    check_url(url)
+    engine = make_engine(url)
+    try:
+        if args.db_command == "upgrade":
+            before, after = upgrade(engine)
+            print(f"{safe_url(url)}: schema {before or 'empty'} -> {after}")
+        else:
+            current = current_revision(engine)
+            note = "up to date" if current == SCHEMA_REVISION else f"this guidetune needs {SCHEMA_REVISION}"
+            print(f"{safe_url(url)}: schema {current or 'empty'} ({note})")
+    finally:
+        engine.dispose()
+    return 0
+
+
+# ---- parser ----------------------------------------------------------------------------------------------
+def _check_folder(path: Path, flag: str) -> None:
+    if not path.parent.exists():
+        raise FileNotFoundError(f"{flag} {path}: the folder {path.parent} does not exist; create it first")
+
+
+def _add_storage(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", help="study store URL (default: $GUIDETUNE_DATABASE_URL, else an SQLite file under "
+                   "$GUIDETUNE_HOME, default ~/.guidetune); e.g. postgresql://user@host:5432/db")
+
+
+def _add_task(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", required=True, help="a task name (see `guidetune tasks`) or a task spec .json")
     p.add_argument("--target", required=True, help="the task's target (see `guidetune tasks`)")
-    if with_config:
-        p.add_argument("--config", required=True, help="guidance parameters: a JSON file or inline JSON "
-                       "(e.g. '{\"rho\": 1, \"mu\": 2, \"gamma\": 0.01}'), or a file written by `guidetune search --export`")
-    p.add_argument("--n", type=int, default=64, help="number of samples")
     p.add_argument("--seed", type=int, default=0, help="first sample seed (sample i uses seed + i)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="guidance parameters: a JSON or YAML file (what `search --export` "
+                   "and `export` write) or inline JSON, e.g. '{\"rho\": 1, \"mu\": 2, \"gamma\": 0.01}'")
+    p.add_argument("--n", type=int, default=64, help="number of samples")
+
+
+class _Parser(argparse.ArgumentParser):
+    """No abbreviated flags (``--n`` must never mean ``--n-samples``); usage errors exit 2 with the message."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="guidetune", description="Automated hyperparameter search for training-free guidance.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="guidetune", description="Automated hyperparameter search for training-free guidance.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     demo = sub.add_parser("demo", help="the main job on the embedded defaults")
     demo.add_argument("--out", default="out/demo", help="folder for the PNGs and the JSON report")
     demo.add_argument("--task", default="digits-label")
     demo.add_argument("--target", default="3")
-    demo.add_argument("--budget-samples", type=int, default=1500, help="samples the demo search may draw")
+    demo.add_argument("--budget-samples", type=int, default=2000, help="samples the demo study may draw, its "
+                      "unguided fidelity yardstick included")
+    _add_storage(demo)
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=_cmd_demo)
     tasks = sub.add_parser("tasks", help="list the bundled tasks and their targets")
     tasks.add_argument("--json", action="store_true")
     tasks.set_defaults(func=_cmd_tasks)
     smp = sub.add_parser("sample", help="draw guided samples into an .npz file")
-    _add_trial_args(smp)
+    _add_task(smp)
+    _add_config(smp)
     smp.add_argument("--out", required=True, help="output .npz (array `samples`; digits on the 0–16 pixel scale)")
     smp.set_defaults(func=_cmd_sample)
     ev = sub.add_parser("evaluate", help="sample and print the metrics of one configuration")
-    _add_trial_args(ev)
-    ev.add_argument("--json", action="store_true", help="print the TrialResult as JSON")
+    _add_task(ev)
+    _add_config(ev)
+    ev.add_argument("--json", action="store_true", help="print the metrics as JSON")
     ev.set_defaults(func=_cmd_evaluate)
-    se = sub.add_parser("search", help="search guidance hyperparameters for a task and target, locally")
-    _add_trial_args(se, with_config=False)
+    se = sub.add_parser("search", help="search guidance hyperparameters for a task and target (a stored, resumable study)")
+    _add_task(se)
     se.add_argument("--searcher", default="beam-mf", help="beam-mf (default) | beam | tpe | tpe-mf | cmaes | random | grid | gp | nsga2")
-    se.add_argument("--budget-samples", type=int, help="total samples the search may draw")
-    se.add_argument("--budget-passes", type=float, help="total denoiser passes (forward + backward) the search may spend")
+    se.add_argument("--budget-samples", type=int, help="total samples the study may draw (its yardstick included)")
+    se.add_argument("--budget-passes", type=float, help="total denoiser passes (forward + backward) the study may spend")
     se.add_argument("--n-samples", type=int, default=32, help="samples per trial at full fidelity")
     se.add_argument("--objective", default="validity", help="validity | constrained | pareto")
     se.add_argument("--max-fd-ratio", type=float, default=1.2, help="constrained: fidelity FD ≤ this × the unguided FD")
     se.add_argument("--schedules", action="store_true", help="also search the ρ and μ schedules")
+    _add_storage(se)
+    se.add_argument("--study", help="study name: created, or continued when it exists (default: derived from the "
+                    "task, target, searcher, seed and settings, so the same command resumes the same study)")
     se.add_argument("--json", action="store_true", help="print the whole outcome as JSON")
     se.add_argument("--export", help="write the best configuration here (the format `--config` reads)")
-    se.add_argument("--optuna-storage", help="also write the trials to this Optuna storage URL (e.g. sqlite:///study.db)")
-    se.add_argument("--study-name", help="Optuna study name (default TASK-TARGET-SEARCHER)")
+    se.add_argument("--optuna-storage", help="also write the trials to this Optuna storage URL (e.g. sqlite:///optuna.db)")
+    se.add_argument("--optuna-study", help="Optuna study name (default: the guidetune study's name)")
     se.set_defaults(func=_cmd_search)
+    studies = sub.add_parser("studies", help="list the stored studies")
+    _add_storage(studies)
+    studies.add_argument("--json", action="store_true")
+    studies.set_defaults(func=_cmd_studies)
+    study = sub.add_parser("study", help="one stored study")
+    study_sub = study.add_subparsers(dest="study_command", required=True, parser_class=_Parser)
+    show = study_sub.add_parser("show", help="state, budget, spent, best (and --trials)")
+    show.add_argument("name")
+    _add_storage(show)
+    show.add_argument("--trials", action="store_true", help="also list every trial")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=_cmd_study_show)
+    exp = sub.add_parser("export", help="write a study's best configuration (what `sample --config` reads)")
+    exp.add_argument("name")
+    _add_storage(exp)
+    exp.add_argument("--format", choices=("json", "yaml"), default="json")
+    exp.add_argument("--out", help="file to write (default: standard output)")
+    exp.set_defaults(func=_cmd_export)
+    cancel = sub.add_parser("cancel", help="cancel a stored study (a running one stops after its running trials)")
+    cancel.add_argument("name")
+    _add_storage(cancel)
+    cancel.set_defaults(func=_cmd_cancel)
+    db = sub.add_parser("db", help="the study store's schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    for name, text in (("upgrade", "migrate the store to this guidetune's schema (Alembic)"),
+                       ("current", "print the store's schema revision")):
+        p = db_sub.add_parser(name, help=text)
+        _add_storage(p)
+        p.set_defaults(func=_cmd_db)
     return parser
 
 
@@ -168,12 +329,15 @@ def main(argv: list[str] | None = None) -> int:
     from guidetune.evaluators.errors import EvaluatorError
     from guidetune.guidance import GuidanceError
     from guidetune.searcher.errors import SearchError
+    from guidetune.storage.errors import StorageError
 
     args = build_parser().parse_args(argv)
+    command = args.command + (f" {getattr(args, 'study_command', '') or getattr(args, 'db_command', '')}"
+                              if args.command in ("study", "db") else "")
     try:
         return args.func(args)
-    except (EvaluatorError, GuidanceError, SearchError, FileNotFoundError) as exc:
-        print(f"guidetune {args.command}: error: {exc}", file=sys.stderr)
+    except (EvaluatorError, GuidanceError, SearchError, StorageError, FileNotFoundError) as exc:
+        print(f"guidetune {command.strip()}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -12,24 +12,30 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from guidetune.evaluators.config_io import export_record, json_safe
+from guidetune.evaluators.config_io import json_safe
 from guidetune.evaluators.evaluate import evaluate
 from guidetune.evaluators.tasks import get_task
 from guidetune.guidance import TFGParams, sample
-from guidetune.searcher.local import run_local_search
+from guidetune.searcher.errors import SearchError
+from guidetune.searcher.service import StudyService
+from guidetune.storage.store import StudyStore
 
 
-def run_demo(out: Path, *, task_name: str = "digits-label", target: str = "3", budget_samples: int = 1500,
+def run_demo(out: Path, *, task_name: str = "digits-label", target: str = "3", budget_samples: int = 2000,
              searcher: str = "beam-mf", objective: str = "constrained", max_fd_ratio: float = 1.5,
-             n_samples: int = 64, seed: int = 0, progress: bool = True) -> dict:
+             n_samples: int = 64, seed: int = 0, storage: str | None = None, progress: bool = True) -> dict:
+    """Search as a stored study (the default store: an SQLite file under GUIDETUNE_HOME), export its
+    best configuration, re-check it on fresh seeds and draw the pictures."""
     out.mkdir(parents=True, exist_ok=True)
-    search = run_local_search(task_name, target, searcher, budget_samples=budget_samples, seed=seed,
-                              objective=objective, max_fd_ratio=max_fd_ratio, n_samples=n_samples, progress=progress)
-    outcome = search.outcome
+    service = StudyService(StudyStore(storage))
+    spec = service.build_spec(task_name, target, searcher, objective=objective, max_fd_ratio=max_fd_ratio,
+                              n_samples=n_samples, budget_samples=budget_samples, seed=seed)
+    study = service.create_or_continue(spec)
+    outcome = service.run(study.name, progress=progress)
     if outcome.best is None:
-        raise RuntimeError("the demo search found no successful configuration")
-    best = outcome.space.to_params(outcome.best.params)
-    record = export_record(best, task=task_name, target=target, metrics=outcome.best.result.to_dict())
+        raise SearchError("the demo search found no successful configuration")
+    best = TFGParams.from_dict(outcome.best.config)
+    record = service.export(study.name)
     (out / "best_config.json").write_text(json.dumps(record, indent=2))
 
     task = get_task(task_name)
@@ -44,8 +50,10 @@ def run_demo(out: Path, *, task_name: str = "digits-label", target: str = "3", b
     _save_grids(grids, out / "samples.png", f"{task_name} target {target}: same seeds, unguided vs searched config")
     _save_curve(outcome.history, out / "search_progress.png")
     return json_safe({
-        "task": task_name, "target": target, "searcher": searcher, "objective": search.objective.to_dict(),
-        "samples_spent": search.samples_spent, "trials": len(outcome.trials), "stop_reason": outcome.stop_reason,
+        "task": task_name, "target": target, "searcher": searcher, "study": study.name,
+        "storage": service.store.display_url, "objective": service.objective(study.name).to_dict(),
+        "samples_spent": outcome.samples_spent, "budget_samples": budget_samples,
+        "trials": sum(1 for t in outcome.trials if t.state.is_finished), "stop_reason": outcome.stop_reason,
         "best_params": {k: v for k, v in best.to_dict().items() if k in ("rho", "mu", "gamma", "n_recur", "n_iter")},
         "fresh_seed_check (64 samples)": {
             "unguided": {"judge_accuracy": unguided_result.validity, "fidelity_fd": unguided_result.fidelity_fd},

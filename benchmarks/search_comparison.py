@@ -43,7 +43,7 @@ from guidetune.evaluators.evaluate import evaluate
 from guidetune.evaluators.tasks import get_task
 from guidetune.searcher import ConstrainedValidity, MaximizeValidity, PowerOfTwoInt, SearchSpace, make_searcher, run_study
 from guidetune.evaluators.records import TrialResult
-from guidetune.searcher.local import TaskEvaluator, fidelity_yardsticks, task_space
+from guidetune.searcher.service import TaskEvaluator, fidelity_yardsticks, task_space
 
 KEY_FIELDS = ("rho", "mu", "gamma", "n_recur", "n_iter", "rho_schedule", "mu_schedule")
 ORACLE_SEED = 1_000_000

@@ -149,8 +149,8 @@ class _DigitsTask(Task):
                           max_draw: int | None = None) -> tuple[torch.Tensor, int]:
         """Unguided samples that the judge assigns to the target's class, to hold against that class's
         held-out digits (all-class samples against one class would make any guidance look faithful).
-        Drawn in chunks of ``10 · n_samples`` (at most 40 chunks' worth, and never past ``max_draw``)."""
-        label, kept, drawn, chunk = self.target_label(target), [], 0, 10 * n_samples
+        Drawn in chunks of ``2 · n_samples`` (at most 40 · n_samples in all' worth, and never past ``max_draw``)."""
+        label, kept, drawn, chunk = self.target_label(target), [], 0, 2 * n_samples
         limit = 40 * n_samples if max_draw is None else min(40 * n_samples, max_draw)
         while sum(len(k) for k in kept) < n_samples and drawn < limit:
             size = min(chunk, limit - drawn)

@@ -71,7 +71,7 @@ def check_url(url: str, *, flag: str = "--storage") -> None:
             pass
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        raise StorageURLError(f"{flag} {_safe(url)}: no PostgreSQL server answered ({reason}); check the host, port, "
+        raise StorageURLError(f"{flag} {safe_url(url)}: no PostgreSQL server answered ({reason}); check the host, port, "
                               "database name and credentials") from None
     finally:
         engine.dispose()
@@ -138,15 +138,15 @@ def ensure_schema(engine: Engine, url: str) -> None:
     if revision == SCHEMA_REVISION:
         return
     if revision is None:
-        raise SchemaVersionError(f"the database at {_safe(url)} holds tables {sorted(tables)} but no guidetune schema; "
+        raise SchemaVersionError(f"the database at {safe_url(url)} holds tables {sorted(tables)} but no guidetune schema; "
                                  "point --storage at an empty database or a guidetune one")
     raise SchemaVersionError(
-        f"the database at {_safe(url)} has schema revision {revision!r}, this guidetune needs {SCHEMA_REVISION!r}; "
-        f"run `guidetune db upgrade --storage {_safe(url)}` (back the database up first), or upgrade guidetune "
+        f"the database at {safe_url(url)} has schema revision {revision!r}, this guidetune needs {SCHEMA_REVISION!r}; "
+        f"run `guidetune db upgrade --storage {safe_url(url)}` (back the database up first), or upgrade guidetune "
         "if the database is newer")
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL without its password, for messages."""
     try:
         return make_url(url).render_as_string(hide_password=True)

@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from guidetune.evaluators.records import TrialResult
 
-from .engine import check_url, ensure_schema, make_engine, resolve_url, retrying
+from .engine import check_url, ensure_schema, make_engine, resolve_url, retrying, safe_url
 from .errors import (AlreadyExistsError, IllegalTransitionError, ImmutableTrialError, LeaseHeldError,
                      NotFoundError, StorageError)
 from .records import FINISHED, StudyRecord, StudySpec, StudyState, Trial, TrialState
@@ -80,6 +80,11 @@ class StudyStore:
         retrying(lambda: ensure_schema(self.engine, self.url), what="check the schema", retry_seconds=retry_seconds)
 
     @property
+    def display_url(self) -> str:
+        """The URL without its password (for messages and listings)."""
+        return safe_url(self.url)
+
+    @property
     def backend(self) -> str:
         return self.engine.dialect.name
 
@@ -121,7 +126,7 @@ class StudyStore:
         column = STUDIES.c.id if isinstance(key, int) else STUDIES.c.name
         row = self._read("read a study", lambda c: c.execute(select(STUDIES).where(column == key)).first())
         if row is None:
-            raise NotFoundError(f"no study {key!r} in {self._safe_url()}; `guidetune studies` lists the stored ones")
+            raise NotFoundError(f"no study {key!r} in {self.display_url}; `guidetune studies` lists the stored ones")
         return _study(row)
 
     def list_studies(self, *, owner: str | None = None) -> list[StudyRecord]:
@@ -378,9 +383,6 @@ class StudyStore:
         raise IllegalTransitionError(f"trial {number} of study {study_id} is {state.upper()}; "
                                      f"{'it must be RUNNING to finish' if asked else 'the change was refused'}")
 
-    def _safe_url(self) -> str:
-        from .engine import _safe
-        return _safe(self.url)
 
 
 # ---- row <-> record --------------------------------------------------------------------------------

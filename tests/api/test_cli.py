@@ -30,7 +30,7 @@ def test_search_exports_a_config_that_sample_and_evaluate_read(tmp_path):
               "--n-samples", "32", "--seed", "1", "--json", "--quiet", "--export", str(export))
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
-    assert summary["samples_spent"] <= 256 and summary["trials"] >= 4
+    assert summary["samples_spent"] <= 256 and summary["trials"]["complete"] >= 4
     assert summary["best"]["metrics"]["validity"] > -1.0      # unguided sits near −1.7 on this target
     ev = run("evaluate", "--task", "gmm-inverse", "--target", "1.5", "--config", str(export), "--n", "32", "--seed", "1",
              "--json", "--quiet")
@@ -44,7 +44,7 @@ def test_search_exports_a_config_that_sample_and_evaluate_read(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (("--searcher", "annealing"), "unknown searcher"),
-    (("--budget-samples", "8"), "smaller than one trial"),
+    (("--budget-samples", "8"), "cannot pay for one trial"),
     (("--task", "mnist"), "unknown task"),
     (("--target", "x"), "observed values"),
 ])
@@ -71,7 +71,7 @@ def test_search_writes_an_optuna_study_that_optuna_opens(tmp_path):
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
     out = run("search", "--task", "gmm-inverse", "--target", "0.0", "--searcher", "random", "--budget-samples", "96",
-              "--n-samples", "16", "--quiet", "--optuna-storage", url, "--study-name", "demo-study")
+              "--n-samples", "16", "--quiet", "--optuna-storage", url, "--optuna-study", "demo-study")
     assert out.returncode == 0, out.stderr
     study = optuna.load_study(study_name="demo-study", storage=url)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]

@@ -1,0 +1,309 @@
+"""The study service: the one entry point to studies (create from a spec, run, resume, cancel, status,
+trials after N, best, export). ``guidetune search`` and the HTTP API are its clients; the store is
+the record, the coordinator the only writer of a study's trials (Vizier's service / policy /
+datastore roles).
+
+Everything a spec names is checked when the study is created (task, target, searcher, objective,
+budgets, the task file's hash), so bad input fails before any sampling. A study's unguided fidelity
+yardstick is measured once, stored, and counted against its budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+from guidetune.evaluators.config_io import export_record, json_safe
+from guidetune.evaluators.errors import EvaluatorError
+from guidetune.evaluators.evaluate import evaluate
+from guidetune.evaluators.records import TrialResult
+from guidetune.evaluators.tasks import Task, get_task
+from guidetune.guidance import TFGParams
+from guidetune.storage.errors import AlreadyExistsError
+from guidetune.storage.records import StudyRecord, StudySpec, StudyState, Trial
+from guidetune.storage.store import StudyStore, coordinator_id
+
+from .base import SEARCHER_NAMES, Searcher, make_searcher
+from .coordinator import Budget, StopRequest, StudyCoordinator, StudyOutcome, outcome_of, tfg_denoiser_passes
+from .errors import BudgetTooSmallError, SearchError, UnknownSearcherError
+from .executors import Executor, InProcessExecutor
+from .objective import ConstrainedValidity, MaximizeValidity, Objective, ParetoValidityFidelity
+from .space import LogFloat, SearchSpace, default_tfg_space
+
+OBJECTIVES = ("validity", "constrained", "pareto")
+YARDSTICK_MIN_SAMPLES = 8
+
+
+class TaskEvaluator:
+    """The ``Evaluator`` protocol over a loaded task and target (what a worker holds)."""
+
+    def __init__(self, task: Task, target: str, *, batch_size: int | None = None):
+        self.task, self.target, self.batch_size = task, task.check_target(target), batch_size
+        self.passes_per_sample = functools.partial(tfg_denoiser_passes, n_steps=task.steps)
+
+    def __call__(self, configs: Sequence[TFGParams], n_samples: int, seed: int) -> list[TrialResult]:
+        return evaluate(self.task, self.target, configs, n_samples, seed, batch_size=self.batch_size)
+
+
+def task_space(task: Task, *, schedules: bool = False) -> SearchSpace:
+    """The default TFG space with ρ̄ and μ̄ rescaled by the task's ``strength_scale`` (the
+    log-likelihood's steepness differs by orders of magnitude between a classifier and a
+    measurement with small noise)."""
+    space = default_tfg_space(schedules=schedules)
+    scale = getattr(task, "strength_scale", 1.0)
+    params = tuple(
+        LogFloat(p.name, p.low * scale, p.high * scale, start=p.start * scale, factor=p.factor, cap=p.cap * scale)
+        if p.name in ("rho", "mu") else p
+        for p in space.params
+    )
+    return dataclasses.replace(space, params=params)
+
+
+def yardstick_sizes(n_samples: int, *, smallest: int = YARDSTICK_MIN_SAMPLES) -> list[int]:
+    """``n_samples, n_samples/2, …`` down to ``smallest``: every count a multi-fidelity rung may use."""
+    sizes = [n_samples]
+    while sizes[-1] // 2 >= smallest:
+        sizes.append(sizes[-1] // 2)
+    return sizes
+
+
+def fidelity_yardsticks(task: Task, target: str, n_samples: int, seed: int, *,
+                        max_draw: int | None = None) -> tuple[dict[int, float], int]:
+    """The unguided FD at n_samples, n_samples/2, … (FD is biased upward at small n, so each trial is
+    held against its own n), all from ONE draw of ``n_samples`` unguided samples of the target (the
+    smaller counts use its first rows), and the samples drawn for it."""
+    from guidetune.evaluators import metrics
+
+    samples, drawn = task.yardstick_samples(target, n_samples, seed, max_draw=max_draw)
+    reference = task.reference_features(target)
+    table = {n: metrics.frechet_distance(task.features(samples[:n]), reference) for n in yardstick_sizes(n_samples)}
+    return table, drawn
+
+
+def build_objective(kind: str, task: Task, unguided_fd: dict[int, float] | float | None, max_fd_ratio: float) -> Objective:
+    lo, hi = task.validity_range
+    if kind == "validity":
+        return MaximizeValidity(validity_range=(lo, hi))
+    values = list(unguided_fd.values()) if isinstance(unguided_fd, dict) else [unguided_fd]
+    if unguided_fd is None or not all(v is not None and math.isfinite(v) and v > 0 for v in values):
+        raise SearchError(f"objective {kind!r} needs a finite unguided Fréchet distance as its yardstick; "
+                          "the task has no reference data for fidelity")
+    if kind == "constrained":
+        return ConstrainedValidity(unguided_fd=unguided_fd, max_ratio=max_fd_ratio, validity_range=(lo, hi))
+    if kind == "pareto":
+        return ParetoValidityFidelity(unguided_fd=unguided_fd, validity_range=(lo, hi))
+    raise SearchError(f"unknown objective {kind!r}; choose one of {list(OBJECTIVES)}")
+
+
+def load_task(spec: StudySpec) -> Task:
+    """The spec's task; a task file must still have the content it had when the study was created."""
+    if spec.task_sha256 is not None:
+        digest = _sha256(Path(spec.task))
+        if digest != spec.task_sha256:
+            raise EvaluatorError(f"the task file {spec.task} changed since the study was created (sha256 {digest[:12]}… "
+                                 f"instead of {spec.task_sha256[:12]}…); restore it or start a new study")
+    return get_task(spec.task)
+
+
+def _sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise EvaluatorError(f"cannot read the task file {path}: {exc.strerror}") from None
+
+
+class StudyService:
+    """Studies on one store: create, run (and resume), cancel, read."""
+
+    def __init__(self, store: StudyStore) -> None:
+        self.store = store
+
+    # ---- create ---------------------------------------------------------------------------------
+    def build_spec(self, task: str, target: str, searcher: str = "beam-mf", *, objective: str = "validity",
+                   max_fd_ratio: float = 1.2, n_samples: int = 32, schedules: bool = False,
+                   searcher_options: dict[str, Any] | None = None, budget_samples: int | None = None,
+                   budget_passes: float | None = None, budget_trials: int | None = None, seed: int = 0) -> StudySpec:
+        """A checked spec: every name resolves, the budget pays for the yardstick and one trial.
+        Raises before any sampling; messages name the command-line flags."""
+        loaded = get_task(task)
+        target = loaded.check_target(target)
+        if searcher not in SEARCHER_NAMES:
+            raise UnknownSearcherError(f"unknown searcher {searcher!r}; known searchers: {', '.join(SEARCHER_NAMES)}")
+        if objective not in OBJECTIVES:
+            raise SearchError(f"unknown objective {objective!r} (--objective); choose one of {list(OBJECTIVES)}")
+        if not isinstance(n_samples, int) or n_samples < 1:
+            raise SearchError(f"--n-samples must be a positive integer, got {n_samples!r}")
+        if budget_samples is None and budget_passes is None and budget_trials is None:
+            raise SearchError("give a budget: --budget-samples (samples drawn) and/or --budget-passes (denoiser passes)")
+        Budget(budget_samples, budget_passes, budget_trials)   # positive or None
+        if objective != "validity" and not getattr(loaded, "has_reference", True):
+            raise SearchError(f"--objective {objective} needs the task's reference data for fidelity; task "
+                              f"{loaded.name!r} has none: use --objective validity or add a 'reference' to its spec")
+        space = task_space(loaded, schedules=schedules)
+        spec = StudySpec(
+            task=str(Path(task).resolve()) if task.endswith(".json") else task, target=target, searcher=searcher,
+            space=space.to_dict(), objective=objective, max_fd_ratio=float(max_fd_ratio), n_samples=n_samples,
+            searcher_options=dict(searcher_options or {}), budget_samples=budget_samples, budget_passes=budget_passes,
+            budget_trials=budget_trials, seed=seed,
+            task_sha256=_sha256(Path(task)) if task.endswith(".json") else None,
+            judge=None if getattr(loaded, "judge_is_guide", False) else "independent")
+        searcher_obj = self._searcher(spec, MaximizeValidity())   # options checked by the constructor
+        if budget_samples is not None:
+            first = min_first_trial(searcher_obj)
+            need = first + (self._yardstick_cost(spec) if objective != "validity" else 0)
+            if need > budget_samples:
+                what = "the unguided yardstick and one trial" if objective != "validity" else "one trial"
+                raise BudgetTooSmallError(f"--budget-samples {budget_samples} cannot pay for {what} ({need} samples); "
+                                          "raise --budget-samples or lower --n-samples")
+        return spec
+
+    @staticmethod
+    def _yardstick_cost(spec: StudySpec) -> int:
+        return spec.n_samples   # at least: a class-conditional yardstick draws more (counted as drawn)
+
+    @staticmethod
+    def default_name(spec: StudySpec) -> str:
+        """Same spec (budgets aside), same name: running the same command again continues the study."""
+        digest = hashlib.sha256(json.dumps(spec.budget_free(), sort_keys=True).encode()).hexdigest()[:8]
+        task = Path(spec.task).stem if spec.task_sha256 else spec.task
+        return f"{task}-{spec.target}-{spec.searcher}-seed{spec.seed}-{digest}"
+
+    def create_or_continue(self, spec: StudySpec, name: str | None = None, *, owner: str = "local") -> StudyRecord:
+        """A new study, or the stored one of that name when its spec matches (budgets may change)."""
+        name = name or self.default_name(spec)
+        try:
+            return self.store.create_study(name, spec, owner=owner)
+        except AlreadyExistsError:
+            study = self.store.get_study(name)
+        if study.spec.budget_free() != spec.budget_free():
+            diff = sorted(k for k, v in spec.budget_free().items() if study.spec.budget_free().get(k) != v)
+            raise AlreadyExistsError(f"study {name!r} exists with a different spec (differs in {diff}); choose another "
+                                     "--study name, or repeat the original command to continue it")
+        if study.spec != spec:
+            study = self.store.update_budgets(study.id, spec)
+        return study
+
+    # ---- run ------------------------------------------------------------------------------------
+    def _searcher(self, spec: StudySpec, objective: Objective) -> Searcher:
+        return make_searcher(spec.searcher, SearchSpace.from_dict(spec.space), objective, spec.seed,
+                             n_samples=spec.n_samples, **spec.searcher_options)
+
+    def run(self, key: int | str, *, executor: Executor | None = None, progress: bool = False,
+            stop: StopRequest = None, max_pack: int | None = None) -> StudyOutcome:
+        """Run a queued study, or resume one a dead coordinator left; a finished study is returned as is."""
+        study = self.store.get_study(key)
+        spec = study.spec
+        space = SearchSpace.from_dict(spec.space)
+        if study.state in (StudyState.COMPLETE, StudyState.CANCELLED):
+            return outcome_of(self.store, study.id, space)
+        task = load_task(spec)
+        evaluator = TaskEvaluator(task, spec.target)
+        executor = executor or InProcessExecutor(evaluator)
+        study = self.store.claim_study(study.id, coordinator_id())
+        if spec.objective != "validity":
+            try:
+                study = self._ensure_yardstick(study, task)
+            except BaseException as exc:
+                self.store.release_study(study.id, coordinator_id(), StudyState.FAILED, f"{type(exc).__name__}: {exc}")
+                raise
+        objective = self._objective(study, task)
+        coordinator = StudyCoordinator(
+            self.store, study.id, self._searcher(spec, objective), executor,
+            budget=Budget(spec.budget_samples, spec.budget_passes, spec.budget_trials),
+            passes_per_sample=evaluator.passes_per_sample, max_pack=max_pack, stop=stop, progress=progress)
+        return coordinator.run()
+
+    def _ensure_yardstick(self, study: StudyRecord, task: Task) -> StudyRecord:
+        """Measure the unguided FD table once per study, inside the budget, and store it."""
+        if study.yardstick is not None:
+            return study
+        spec = study.spec
+        max_draw = None
+        if spec.budget_samples is not None:
+            max_draw = spec.budget_samples - study.samples_spent - min_first_trial(self._searcher(spec, MaximizeValidity()))
+        seed = spec.seed + 2_000_003   # unguided seeds of their own, apart from the trials'
+        try:
+            table, drawn = fidelity_yardsticks(task, spec.target, spec.n_samples, seed, max_draw=max_draw)
+        except EvaluatorError as exc:
+            raise BudgetTooSmallError(f"{exc} (--budget-samples {spec.budget_samples})") from None
+        passes = float(drawn * task.steps)
+        return self.store.record_yardstick(study.id, coordinator_id(), {"fd": {str(n): fd for n, fd in table.items()},
+                                                             "samples": drawn, "passes": passes, "seed": seed},
+                                           drawn, passes)
+
+    def _objective(self, study: StudyRecord, task: Task) -> Objective:
+        unguided = None if study.yardstick is None else {int(n): fd for n, fd in study.yardstick["fd"].items()}
+        return build_objective(study.spec.objective, task, unguided, study.spec.max_fd_ratio)
+
+    def objective(self, key: int | str) -> Objective:
+        """The study's objective as its searcher scores trials (needs its yardstick, once measured)."""
+        study = self.store.get_study(key)
+        return self._objective(study, load_task(study.spec))
+
+    # ---- control and reads ----------------------------------------------------------------------------
+    def cancel(self, key: int | str) -> StudyRecord:
+        return self.store.request_cancel(self.store.get_study(key).id)
+
+    def status(self, key: int | str) -> dict[str, Any]:
+        study = self.store.get_study(key)
+        best = self.store.best_trial(study.id)
+        spec = study.spec
+        return json_safe({
+            "id": study.id, "name": study.name, "state": study.state.value, "stop_reason": study.stop_reason,
+            "task": spec.task, "target": spec.target, "searcher": spec.searcher, "objective": spec.objective,
+            "trials": self.store.counts(study.id),
+            "budget": {"samples": spec.budget_samples, "passes": spec.budget_passes, "trials": spec.budget_trials},
+            "spent": {"samples": study.samples_spent, "passes": study.passes_spent},
+            "yardstick_samples": (study.yardstick or {}).get("samples", 0),
+            "best": None if best is None else {"number": best.number, "score": best.score, "params": best.params,
+                                               "n_samples": best.n_samples,
+                                               "metrics": best.result.to_dict() if best.result else None},
+            "created_at": study.created_at.isoformat(), "finished_at": study.finished_at.isoformat()
+            if study.finished_at else None,
+        })
+
+    def trials_after(self, key: int | str, after: int = -1, limit: int = 100) -> list[Trial]:
+        return self.store.trials_after(self.store.get_study(key).id, after, limit=limit)
+
+    def best(self, key: int | str) -> Trial | None:
+        return self.store.best_trial(self.store.get_study(key).id)
+
+    def export(self, key: int | str) -> dict[str, Any]:
+        """The best configuration as ``guidetune sample --config`` reads it, with where it came from."""
+        study = self.store.get_study(key)
+        best = self.store.best_trial(study.id)
+        if best is None:
+            raise SearchError(f"study {study.name!r} has no successful trial yet ({study.state.value}); nothing to export")
+        record = export_record(TFGParams.from_dict(best.config), task=study.spec.task, target=study.spec.target,
+                               metrics=best.result.to_dict() if best.result else {})
+        record["study"] = {"name": study.name, "trial": best.number, "score": best.score,
+                           "objective": study.spec.objective, "searcher": study.spec.searcher}
+        return record
+
+
+def min_first_trial(searcher: Searcher) -> int:
+    """Samples of the cheapest trial the searcher's first round can hold (its first level or rung)."""
+    levels = getattr(searcher, "levels", None) or getattr(searcher, "rungs", None)
+    return int(levels[0]) if levels else int(searcher.n_samples)
+
+
+def python_snippet(record: dict[str, Any]) -> str:
+    """A short, runnable example of using an exported configuration."""
+    params = {k: v for k, v in record["params"].items() if v != TFGParams().to_dict().get(k)}
+    return (
+        "from guidetune.evaluators.tasks import get_task\n"
+        "from guidetune.guidance import TFGParams, sample\n\n"
+        f"params = TFGParams.from_dict({json.dumps(params)})\n"
+        f"task = get_task({record['task']!r})\n"
+        "seeds = list(range(16))\n"
+        f"log_prob = task.guide_log_prob({record['target']!r}, seeds)\n"
+        "x = sample(task.model, log_prob, params, shape=task.shape, steps=task.steps, eta=task.eta,\n"
+        "           seeds=seeds, clip_x0=task.clip_x0)\n"
+    )
+
+
