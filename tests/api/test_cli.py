@@ -57,9 +57,10 @@ def test_search_rejects_bad_input_before_sampling(args, message):
 
 @pytest.mark.slow
 def test_demo_runs_the_main_job_end_to_end(tmp_path):
-    out = run("demo", "--out", str(tmp_path), "--budget-samples", "300", "--quiet")
+    out = run("demo", "--out", str(tmp_path), "--budget-samples", "1200", "--quiet")
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
+    assert report["samples_spent"] <= 1200      # a hard cap: the unguided yardstick is counted too
     check = report["fresh_seed_check (64 samples)"]
     assert check["best config"]["judge_accuracy"] > check["unguided"]["judge_accuracy"] + 0.3
     assert (tmp_path / "samples.png").stat().st_size > 1000
