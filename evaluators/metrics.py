@@ -7,6 +7,8 @@ Every function validates its inputs and raises ``ValueError`` saying what is wro
 
 from __future__ import annotations
 
+import hashlib
+
 from typing import Any
 
 import numpy as np
@@ -138,13 +140,29 @@ def kernel_inception_distance(
     g = 1.0 / a.shape[1] if gamma is None else float(gamma)
     if not (np.isfinite(g) and g > 0):
         raise ValueError(f"gamma must be a positive finite number, got {gamma!r}")
-    m, n = a.shape[0], b.shape[0]
-    k_aa = (g * (a @ a.T) + coef0) ** degree
-    k_bb = (g * (b @ b.T) + coef0) ** degree
     k_ab = (g * (a @ b.T) + coef0) ** degree
-    term_aa = (k_aa.sum() - np.trace(k_aa)) / (m * (m - 1))
-    term_bb = (k_bb.sum() - np.trace(k_bb)) / (n * (n - 1))
-    return float(term_aa + term_bb - 2.0 * k_ab.mean())
+    return float(_mean_offdiagonal_kernel(a, g, coef0, degree) + _reference_term(b, g, coef0, degree)
+                 - 2.0 * k_ab.mean())
+
+
+def _mean_offdiagonal_kernel(x: np.ndarray, g: float, coef0: float, degree: int) -> float:
+    k = (g * (x @ x.T) + coef0) ** degree
+    n = x.shape[0]
+    return float((k.sum() - np.trace(k)) / (n * (n - 1)))
+
+
+_REFERENCE_TERMS: dict[tuple, float] = {}
+
+
+def _reference_term(b: np.ndarray, g: float, coef0: float, degree: int) -> float:
+    """The reference set's own kernel term: the same for every trial of a study, so computed once
+    per (content, kernel) — it is O(n²) in the often large reference set."""
+    key = (hashlib.sha1(np.ascontiguousarray(b).tobytes()).hexdigest(), b.shape, g, coef0, degree)
+    if key not in _REFERENCE_TERMS:
+        if len(_REFERENCE_TERMS) > 64:
+            _REFERENCE_TERMS.clear()
+        _REFERENCE_TERMS[key] = _mean_offdiagonal_kernel(b, g, coef0, degree)
+    return _REFERENCE_TERMS[key]
 
 
 # ---------------------------------------------------------------------------------------------

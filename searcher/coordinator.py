@@ -121,6 +121,7 @@ class StudyCoordinator:
         self.study_seed = store.get_study(study_id).spec.seed
         self._in_flight: dict[int, tuple[TrialGroup, float]] = {}   # first number -> (group, predicted passes)
         self._told: list[Trial] = []                                  # finished trials in the order of tells
+        self._next_number = 0                                         # the number the next proposal gets
 
     # ---- the planner -------------------------------------------------------------------------
     def _rebuild(self) -> None:
@@ -153,10 +154,12 @@ class StudyCoordinator:
             config = self.space.to_params(p.params)
             rows.append(dict(params=p.params, config=config.to_dict(), n_samples=p.n_samples,
                              seed=self.study_seed + p.seed_offset, tags=p.tags))
-        return self.store.add_trials(self.study_id, self.identity, rows)
+        stored = self.store.add_trials(self.study_id, self.identity, rows, first_number=self._next_number)
+        self._next_number += len(stored)
+        return stored
 
     def _n_trials(self) -> int:
-        return sum(self.store.counts(self.study_id).values())
+        return self._next_number
 
     def _groups(self, pending: Sequence[Trial]) -> list[TrialGroup]:
         buckets: dict[tuple, list[Trial]] = {}
@@ -164,7 +167,9 @@ class StudyCoordinator:
             config = TFGParams.from_dict(t.config)
             buckets.setdefault((config.structure(), t.n_samples, t.seed), []).append(t)
         groups = []
-        for trials in buckets.values():
+        # re-queued trials first (they were dispatched before the rest), then in order of first number:
+        # a resumed study dispatches in the order the uninterrupted one did
+        for trials in sorted(buckets.values(), key=lambda ts: (min(t.attempt for t in ts) == 0, ts[0].number)):
             size = self.max_pack or len(trials)
             for lo in range(0, len(trials), size):
                 chunk = trials[lo: lo + size]
@@ -205,6 +210,7 @@ class StudyCoordinator:
     # ---- the loop ----------------------------------------------------------------------------------
     def run(self) -> StudyOutcome:
         study = self.store.claim_study(self.study_id, self.identity)
+        self._next_number = self.store.counts_total(self.study_id)
         try:
             reason = self._loop(study.samples_spent, study.passes_spent, first=study.n_told == 0)
         except KeyboardInterrupt:

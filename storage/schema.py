@@ -34,6 +34,10 @@ class StudyRow(Base):
     passes_spent: Mapped[float] = mapped_column(Float, default=0.0)
     n_trials: Mapped[int] = mapped_column(Integer, default=0)        # the next trial number
     n_told: Mapped[int] = mapped_column(Integer, default=0)          # the next tell_seq
+    n_running: Mapped[int] = mapped_column(Integer, default=0)       # trial counts by state, kept in step
+    n_complete: Mapped[int] = mapped_column(Integer, default=0)      # with the trials (pending = n_trials
+    n_failed: Mapped[int] = mapped_column(Integer, default=0)        # minus the others): status reads one row
+    n_pruned: Mapped[int] = mapped_column(Integer, default=0)
     yardstick: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     best_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     coordinator: Mapped[str | None] = mapped_column(String(200), nullable=True)

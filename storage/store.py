@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
@@ -114,7 +115,8 @@ class StudyStore:
             return conn.execute(insert(STUDIES).values(
                 name=name, owner=owner, spec=spec.to_dict(), spec_version=spec.spec_version,
                 state=StudyState.QUEUED.value, created_at=now, samples_spent=0, passes_spent=0.0, n_trials=0,
-                n_told=0, cancel_requested=False)).inserted_primary_key[0]
+                n_told=0, n_running=0, n_complete=0, n_failed=0, n_pruned=0,
+                cancel_requested=False)).inserted_primary_key[0]
         try:
             study_id = self._tx("create a study", tx)
         except IntegrityError:
@@ -215,20 +217,29 @@ class StudyStore:
         """Store the study's unguided fidelity yardstick (measured once) and count what it drew."""
         def tx(conn: Connection) -> None:
             self._fence(conn, study_id, coordinator)
-            conn.execute(update(STUDIES).where(STUDIES.c.id == study_id).values(
+            conn.execute(update(STUDIES).where((STUDIES.c.id == study_id) & STUDIES.c.yardstick.is_(None)).values(
                 yardstick=yardstick, samples_spent=STUDIES.c.samples_spent + samples,
                 passes_spent=STUDIES.c.passes_spent + passes))
         self._tx("record the yardstick", tx)
         return self.get_study(study_id)
 
     # ---- trials: the coordinator's writes ------------------------------------------------------
-    def add_trials(self, study_id: int, coordinator: str, proposals: Sequence[dict[str, Any]]) -> list[Trial]:
-        """Number proposals (dicts with params, config, n_samples, seed, tags) and store them PENDING."""
+    def add_trials(self, study_id: int, coordinator: str, proposals: Sequence[dict[str, Any]], *,
+                   first_number: int | None = None) -> list[Trial]:
+        """Number proposals (dicts with params, config, n_samples, seed, tags) and store them PENDING.
+        ``first_number`` (the number the coordinator expects the first to get) makes a retry after a
+        lost commit acknowledgement return the trials already stored instead of storing them twice."""
         now = utcnow()
 
         def tx(conn: Connection) -> list[Trial]:
             self._fence(conn, study_id, coordinator)
             first = conn.execute(select(STUDIES.c.n_trials).where(STUDIES.c.id == study_id)).scalar_one()
+            if first_number is not None and first != first_number:
+                stored = [_trial(r) for r in conn.execute(select(TRIALS).where(
+                    (TRIALS.c.study_id == study_id) & (TRIALS.c.number >= first_number)).order_by(TRIALS.c.number))]
+                if first == first_number + len(proposals) and [t.params for t in stored] == [p["params"] for p in proposals]:
+                    return stored   # the previous attempt committed
+                raise StorageError(f"study {study_id} has {first} trials, the coordinator expected {first_number}")
             rows = [dict(study_id=study_id, number=first + i, params=p["params"], config=p["config"],
                          n_samples=int(p["n_samples"]), seed=int(p["seed"]), state=TrialState.PENDING.value,
                          attempt=0, tags=p.get("tags", {}), passes=0.0, created_at=now)
@@ -252,8 +263,14 @@ class StudyStore:
                 & (TRIALS.c.state == TrialState.PENDING.value)).values(
                 state=TrialState.RUNNING.value, attempt=TRIALS.c.attempt + 1, worker=worker, started_at=now)).rowcount
             if n != len(numbers):
+                states = conn.execute(select(TRIALS.c.state, TRIALS.c.worker).where(
+                    (TRIALS.c.study_id == study_id) & TRIALS.c.number.in_(numbers))).all()
+                if n == 0 and len(states) == len(numbers) and all(
+                        st == TrialState.RUNNING.value and w == worker for st, w in states):
+                    return   # a retry after a lost commit acknowledgement: already started
                 raise IllegalTransitionError(f"trials {numbers} of study {study_id}: only PENDING trials can start "
                                              f"({n} of {len(numbers)} were PENDING)")
+            conn.execute(update(STUDIES).where(STUDIES.c.id == study_id).values(n_running=STUDIES.c.n_running + n))
         self._tx("start trials", tx)
         return self.trials(study_id, numbers=numbers)
 
@@ -265,7 +282,7 @@ class StudyStore:
             raise IllegalTransitionError(f"finish_trial takes a finished trial; trial {trial.number} is {trial.state.name}")
         now = utcnow()
 
-        def tx(conn: Connection) -> None:
+        def tx(conn: Connection) -> int:
             self._fence(conn, study_id, coordinator)
             seq = conn.execute(select(STUDIES.c.n_told).where(STUDIES.c.id == study_id)).scalar_one()
             n = conn.execute(update(TRIALS).where(
@@ -275,12 +292,20 @@ class StudyStore:
                 score=_finite(score), passes=float(passes), tell_seq=seq, best_score=_finite(best_score),
                 finished_at=now)).rowcount
             if n != 1:
+                row = conn.execute(select(TRIALS).where(
+                    (TRIALS.c.study_id == study_id) & (TRIALS.c.number == trial.number))).first()
+                if (row is not None and row.state == trial.state.value and row.tell_seq == seq - 1
+                        and row.attempt == trial.attempt and _decode_result(row.result) == trial.result):
+                    return row.tell_seq   # a retry after a lost commit acknowledgement: already recorded
                 self._refuse(conn, study_id, trial.number, trial.state)
-            conn.execute(update(STUDIES).where(STUDIES.c.id == study_id).values(
-                n_told=seq + 1, samples_spent=STUDIES.c.samples_spent + trial.n_samples,
-                passes_spent=STUDIES.c.passes_spent + float(passes), best_number=best_number))
-        self._tx("record a result", tx)
-        return self.trial(study_id, trial.number)
+            state_count = STUDIES.c[f"n_{trial.state.value}"]
+            conn.execute(update(STUDIES).where(STUDIES.c.id == study_id).values({
+                state_count: state_count + 1, STUDIES.c.n_running: STUDIES.c.n_running - 1, STUDIES.c.n_told: seq + 1,
+                STUDIES.c.samples_spent: STUDIES.c.samples_spent + trial.n_samples,
+                STUDIES.c.passes_spent: STUDIES.c.passes_spent + float(passes), STUDIES.c.best_number: best_number}))
+            return seq
+        seq = self._tx("record a result", tx)
+        return replace(trial, finished_at=now, score=_finite(score), tell_seq=seq)
 
     def requeue_running(self, study_id: int, coordinator: str) -> list[int]:
         """RUNNING → PENDING for every trial a dead coordinator left running (its next start is attempt + 1)."""
@@ -289,9 +314,10 @@ class StudyStore:
             numbers = list(conn.execute(select(TRIALS.c.number).where(
                 (TRIALS.c.study_id == study_id) & (TRIALS.c.state == TrialState.RUNNING.value))).scalars())
             if numbers:
-                conn.execute(update(TRIALS).where((TRIALS.c.study_id == study_id) & TRIALS.c.number.in_(numbers)
-                                                  & (TRIALS.c.state == TrialState.RUNNING.value))
-                             .values(state=TrialState.PENDING.value, worker=None))
+                n = conn.execute(update(TRIALS).where((TRIALS.c.study_id == study_id) & TRIALS.c.number.in_(numbers)
+                                                      & (TRIALS.c.state == TrialState.RUNNING.value))
+                                 .values(state=TrialState.PENDING.value, worker=None)).rowcount
+                conn.execute(update(STUDIES).where(STUDIES.c.id == study_id).values(n_running=STUDIES.c.n_running - n))
             return numbers
         return self._tx("re-queue trials", tx)
 
@@ -336,10 +362,20 @@ class StudyStore:
         return [_trial(r) for r in self._read("read trials", lambda c: c.execute(q).all())]
 
     def counts(self, study_id: int) -> dict[str, int]:
-        """Trials per state (every state present, zeros included)."""
-        q = (select(TRIALS.c.state, func.count()).where(TRIALS.c.study_id == study_id).group_by(TRIALS.c.state))
-        found = dict(self._read("count trials", lambda c: c.execute(q).all()))
-        return {s.value: int(found.get(s.value, 0)) for s in TrialState}
+        """Trials per state (every state present, zeros included), from the study's counters."""
+        q = select(STUDIES.c.n_trials, STUDIES.c.n_running, STUDIES.c.n_complete, STUDIES.c.n_failed,
+                   STUDIES.c.n_pruned).where(STUDIES.c.id == study_id)
+        row = self._read("count trials", lambda c: c.execute(q).first())
+        if row is None:
+            raise NotFoundError(f"no study with id {study_id}")
+        finished = row.n_running + row.n_complete + row.n_failed + row.n_pruned
+        return {"pending": row.n_trials - finished, "running": row.n_running, "complete": row.n_complete,
+                "failed": row.n_failed, "pruned": row.n_pruned}
+
+    def counts_total(self, study_id: int) -> int:
+        """Trials numbered so far (the next trial's number)."""
+        q = select(STUDIES.c.n_trials).where(STUDIES.c.id == study_id)
+        return int(self._read("read a study", lambda c: c.execute(q).scalar_one()))
 
     def best_trial(self, study_id: int) -> Trial | None:
         """The study's reported best (the searcher's choice, recorded with each tell)."""
