@@ -25,7 +25,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -230,15 +230,18 @@ class StudyStore:
         ``first_number`` (the number the coordinator expects the first to get) makes a retry after a
         lost commit acknowledgement return the trials already stored instead of storing them twice."""
         now = utcnow()
+        k = len(proposals)
 
         def tx(conn: Connection) -> list[Trial]:
-            self._fence(conn, study_id, coordinator)
-            first = conn.execute(select(STUDIES.c.n_trials).where(STUDIES.c.id == study_id)).scalar_one()
+            end = conn.execute(_NUMBER_TRIALS, dict(sid=study_id, me=coordinator, b_k=k, b_lease=self._lease(now))).scalar()
+            if end is None:
+                self._fence(conn, study_id, coordinator)          # raises LeaseHeldError
+            first = end - k
             if first_number is not None and first != first_number:
                 stored = [_trial(r) for r in conn.execute(select(TRIALS).where(
                     (TRIALS.c.study_id == study_id) & (TRIALS.c.number >= first_number)).order_by(TRIALS.c.number))]
-                if first == first_number + len(proposals) and [t.params for t in stored] == [p["params"] for p in proposals]:
-                    return stored   # the previous attempt committed
+                if first == first_number + k and [t.params for t in stored] == [p["params"] for p in proposals]:
+                    raise _AlreadyRecorded(stored)   # the previous attempt committed: roll this one back
                 raise StorageError(f"study {study_id} has {first} trials, the coordinator expected {first_number}")
             rows = [dict(study_id=study_id, number=first + i, params=p["params"], config=p["config"],
                          n_samples=int(p["n_samples"]), seed=int(p["seed"]), state=TrialState.PENDING.value,
@@ -246,65 +249,66 @@ class StudyStore:
                     for i, p in enumerate(proposals)]
             if rows:
                 conn.execute(insert(TRIALS), rows)
-                conn.execute(update(STUDIES).where(STUDIES.c.id == study_id).values(n_trials=first + len(rows)))
             return [Trial(number=r["number"], params=r["params"], config=r["config"], n_samples=r["n_samples"],
                           seed=r["seed"], tags=r["tags"], created_at=now) for r in rows]
-        return self._tx("store proposals", tx)
+        try:
+            return self._tx("store proposals", tx)
+        except _AlreadyRecorded as done:
+            return done.value
 
     def start_trials(self, study_id: int, coordinator: str, numbers: Iterable[int], *, worker: str) -> list[Trial]:
         """PENDING → RUNNING (attempt + 1) for every number, or none of them."""
         numbers = list(numbers)
         now = utcnow()
 
-        def tx(conn: Connection) -> None:
-            self._fence(conn, study_id, coordinator)
-            n = conn.execute(update(TRIALS).where(
-                (TRIALS.c.study_id == study_id) & TRIALS.c.number.in_(numbers)
-                & (TRIALS.c.state == TrialState.PENDING.value)).values(
-                state=TrialState.RUNNING.value, attempt=TRIALS.c.attempt + 1, worker=worker, started_at=now)).rowcount
-            if n != len(numbers):
-                states = conn.execute(select(TRIALS.c.state, TRIALS.c.worker).where(
-                    (TRIALS.c.study_id == study_id) & TRIALS.c.number.in_(numbers))).all()
-                if n == 0 and len(states) == len(numbers) and all(
-                        st == TrialState.RUNNING.value and w == worker for st, w in states):
-                    return   # a retry after a lost commit acknowledgement: already started
+        def tx(conn: Connection) -> list[Trial]:
+            if conn.execute(_START_STUDY, dict(sid=study_id, me=coordinator, b_k=len(numbers),
+                                               b_lease=self._lease(now))).rowcount != 1:
+                self._fence(conn, study_id, coordinator)          # raises LeaseHeldError
+            started = conn.execute(_START_TRIALS, dict(sid=study_id, nums=numbers, b_worker=worker, b_now=now)).all()
+            if len(started) != len(numbers):
+                states = conn.execute(select(TRIALS).where(
+                    (TRIALS.c.study_id == study_id) & TRIALS.c.number.in_(numbers)).order_by(TRIALS.c.number)).all()
+                if not started and len(states) == len(numbers) and all(
+                        r.state == TrialState.RUNNING.value and r.worker == worker for r in states):
+                    raise _AlreadyRecorded([_trial(r) for r in states])   # a retry: already started
                 raise IllegalTransitionError(f"trials {numbers} of study {study_id}: only PENDING trials can start "
-                                             f"({n} of {len(numbers)} were PENDING)")
-            conn.execute(update(STUDIES).where(STUDIES.c.id == study_id).values(n_running=STUDIES.c.n_running + n))
-        self._tx("start trials", tx)
-        return self.trials(study_id, numbers=numbers)
+                                             f"({len(started)} of {len(numbers)} were PENDING)")
+            return sorted((_trial(r) for r in started), key=lambda t: t.number)
+        try:
+            return self._tx("start trials", tx)
+        except _AlreadyRecorded as done:
+            return done.value
 
     def finish_trial(self, study_id: int, coordinator: str, trial: Trial, *, score: float | None,
                      passes: float, best_number: int | None, best_score: float | None) -> Trial:
         """RUNNING → ``trial.state`` with its result; appended to the order of tells, its samples and
-        passes added to the study, the study's reported best updated, all in one transaction."""
+        passes added to the study, the study's reported best updated, all in one transaction of two
+        prepared statements (the hot path: once per trial)."""
         if not trial.state.is_finished:
             raise IllegalTransitionError(f"finish_trial takes a finished trial; trial {trial.number} is {trial.state.name}")
         now = utcnow()
+        params = dict(sid=study_id, me=coordinator, num=trial.number, b_samples=trial.n_samples, b_passes=float(passes),
+                      b_best=best_number, b_lease=self._lease(now), b_state=trial.state.value,
+                      b_result=_encode_result(trial.result), b_reason=trial.fail_reason, b_score=_finite(score),
+                      b_best_score=_finite(best_score), b_now=now)
 
         def tx(conn: Connection) -> int:
-            self._fence(conn, study_id, coordinator)
-            seq = conn.execute(select(STUDIES.c.n_told).where(STUDIES.c.id == study_id)).scalar_one()
-            n = conn.execute(update(TRIALS).where(
-                (TRIALS.c.study_id == study_id) & (TRIALS.c.number == trial.number)
-                & (TRIALS.c.state == TrialState.RUNNING.value)).values(
-                state=trial.state.value, result=_encode_result(trial.result), fail_reason=trial.fail_reason,
-                score=_finite(score), passes=float(passes), tell_seq=seq, best_score=_finite(best_score),
-                finished_at=now)).rowcount
-            if n != 1:
+            if conn.execute(_TELL_STUDY[trial.state], params).rowcount != 1:
+                self._fence(conn, study_id, coordinator)          # raises LeaseHeldError
+            seq = conn.execute(_TELL_TRIAL, params).scalar()
+            if seq is None:
                 row = conn.execute(select(TRIALS).where(
                     (TRIALS.c.study_id == study_id) & (TRIALS.c.number == trial.number))).first()
-                if (row is not None and row.state == trial.state.value and row.tell_seq == seq - 1
+                if (row is not None and row.state == trial.state.value and row.tell_seq is not None
                         and row.attempt == trial.attempt and _decode_result(row.result) == trial.result):
-                    return row.tell_seq   # a retry after a lost commit acknowledgement: already recorded
+                    raise _AlreadyRecorded(row.tell_seq)   # a retry after a lost commit acknowledgement
                 self._refuse(conn, study_id, trial.number, trial.state)
-            state_count = STUDIES.c[f"n_{trial.state.value}"]
-            conn.execute(update(STUDIES).where(STUDIES.c.id == study_id).values({
-                state_count: state_count + 1, STUDIES.c.n_running: STUDIES.c.n_running - 1, STUDIES.c.n_told: seq + 1,
-                STUDIES.c.samples_spent: STUDIES.c.samples_spent + trial.n_samples,
-                STUDIES.c.passes_spent: STUDIES.c.passes_spent + float(passes), STUDIES.c.best_number: best_number}))
             return seq
-        seq = self._tx("record a result", tx)
+        try:
+            seq = self._tx("record a result", tx)
+        except _AlreadyRecorded as done:
+            seq = done.value
         return replace(trial, finished_at=now, score=_finite(score), tell_seq=seq)
 
     def requeue_running(self, study_id: int, coordinator: str) -> list[int]:
@@ -401,6 +405,9 @@ class StudyStore:
         return int(self._read("read trials", lambda c: c.execute(q).scalar()))
 
     # ---- helpers ----------------------------------------------------------------------------
+    def _lease(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.lease_seconds)
+
     def _fence(self, conn: Connection, study_id: int, coordinator: str) -> None:
         """Check that ``coordinator`` still holds the study, and extend its lease."""
         n = conn.execute(update(STUDIES).where((STUDIES.c.id == study_id) & (STUDIES.c.coordinator == coordinator))
@@ -419,6 +426,44 @@ class StudyStore:
         raise IllegalTransitionError(f"trial {number} of study {study_id} is {state.upper()}; "
                                      f"{'it must be RUNNING to finish' if asked else 'the change was refused'}")
 
+
+
+class _AlreadyRecorded(Exception):
+    """Rolls back a retried write that the store had already committed; carries what it had stored."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _tell_study_statement(state: TrialState):
+    count = STUDIES.c[f"n_{state.value}"]
+    return update(STUDIES).where((STUDIES.c.id == bindparam("sid")) & (STUDIES.c.coordinator == bindparam("me"))).values({
+        count: count + 1, STUDIES.c.n_running: STUDIES.c.n_running - 1, STUDIES.c.n_told: STUDIES.c.n_told + 1,
+        STUDIES.c.samples_spent: STUDIES.c.samples_spent + bindparam("b_samples"),
+        STUDIES.c.passes_spent: STUDIES.c.passes_spent + bindparam("b_passes"),
+        STUDIES.c.best_number: bindparam("b_best"), STUDIES.c.lease_until: bindparam("b_lease")})
+
+
+_TELL_STUDY = {state: _tell_study_statement(state) for state in FINISHED}
+_HELD = (STUDIES.c.id == bindparam("sid")) & (STUDIES.c.coordinator == bindparam("me"))
+_NUMBER_TRIALS = (update(STUDIES).where(_HELD)
+                  .values(n_trials=STUDIES.c.n_trials + bindparam("b_k"), lease_until=bindparam("b_lease"))
+                  .returning(STUDIES.c.n_trials))
+_START_STUDY = update(STUDIES).where(_HELD).values(n_running=STUDIES.c.n_running + bindparam("b_k"),
+                                                   lease_until=bindparam("b_lease"))
+_START_TRIALS = (update(TRIALS).where((TRIALS.c.study_id == bindparam("sid"))
+                                      & TRIALS.c.number.in_(bindparam("nums", expanding=True))
+                                      & (TRIALS.c.state == TrialState.PENDING.value))
+                 .values(state=TrialState.RUNNING.value, attempt=TRIALS.c.attempt + 1, worker=bindparam("b_worker"),
+                         started_at=bindparam("b_now"))
+                 .returning(*TRIALS.c))
+_TELL_TRIAL = (update(TRIALS).where((TRIALS.c.study_id == bindparam("sid")) & (TRIALS.c.number == bindparam("num"))
+                                    & (TRIALS.c.state == TrialState.RUNNING.value))
+               .values(state=bindparam("b_state"), result=bindparam("b_result", type_=TRIALS.c.result.type),
+                       fail_reason=bindparam("b_reason"), score=bindparam("b_score"), passes=bindparam("b_passes"),
+                       best_score=bindparam("b_best_score"), finished_at=bindparam("b_now"),
+                       tell_seq=select(STUDIES.c.n_told - 1).where(STUDIES.c.id == bindparam("sid")).scalar_subquery())
+               .returning(TRIALS.c.tell_seq))
 
 
 # ---- row <-> record --------------------------------------------------------------------------------
