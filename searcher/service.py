@@ -190,8 +190,12 @@ class StudyService:
 
     # ---- run ------------------------------------------------------------------------------------
     def _searcher(self, spec: StudySpec, objective: Objective) -> Searcher:
-        return make_searcher(spec.searcher, SearchSpace.from_dict(spec.space), objective, spec.seed,
-                             n_samples=spec.n_samples, **spec.searcher_options)
+        try:
+            return make_searcher(spec.searcher, SearchSpace.from_dict(spec.space), objective, spec.seed,
+                                 n_samples=spec.n_samples, **spec.searcher_options)
+        except TypeError as exc:   # an option the searcher's constructor does not take
+            raise SearchError(f"searcher {spec.searcher!r} does not take the options {spec.searcher_options}: "
+                              f"{exc}") from None
 
     def run(self, key: int | str, *, executor: Executor | None = None, progress: bool = False,
             stop: StopRequest = None, max_pack: int | None = None) -> StudyOutcome:

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_wheel_installs_every_package_and_the_weights(tmp_path):
+def test_wheel_installs_every_package_the_weights_and_the_migrations(tmp_path):
     subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path / "dist"), str(ROOT)],
                    check=True, capture_output=True)
     (wheel,) = (tmp_path / "dist").glob("guidetune-*.whl")
@@ -20,7 +20,8 @@ def test_wheel_installs_every_package_and_the_weights(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True)
     code = ("import guidetune.guidance, guidetune.evaluators.bundled as b, guidetune.searcher, guidetune.api.cli; "
-            "b.load_bundled_models(); print(guidetune.guidance.__file__)")
+            "from guidetune.storage import StudyStore; "
+            "b.load_bundled_models(); StudyStore('sqlite:///wheel.db').close(); print(guidetune.guidance.__file__)")
     out = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(target), "PATH": ""}, cwd=tmp_path,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -88,3 +88,69 @@ def test_search_respects_a_denoiser_pass_budget():
     assert 0 < summary["denoiser_passes_spent"] <= 40000
     none = run("search", "--task", "gmm-inverse", "--target", "1.5", "--quiet")
     assert none.returncode == 2 and "give a budget" in none.stderr
+
+
+def test_every_search_is_a_stored_study_that_studies_show_and_export_read(tmp_path):
+    import yaml
+
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    args = ("search", "--task", "gmm-inverse", "--target", "1.5", "--searcher", "beam", "--budget-samples", "128",
+            "--n-samples", "16", "--storage", url, "--study", "first", "--json", "--quiet")
+    out = run(*args)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    again = run(*args)                                   # the same command: the stored study, nothing re-run
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["best"] == summary["best"]
+    assert json.loads(again.stdout)["samples_spent"] == summary["samples_spent"] <= 128
+    listing = run("studies", "--storage", url, "--json")
+    assert [s["name"] for s in json.loads(listing.stdout)] == ["first"]
+    show = run("study", "show", "first", "--storage", url, "--json", "--trials")
+    status = json.loads(show.stdout)
+    assert status["state"] == "complete" and status["best"]["number"] == summary["best"]["study"]["trial"]
+    assert len(status["trial_list"]) == sum(status["trials"].values())
+    for fmt in ("json", "yaml"):
+        path = tmp_path / f"best.{fmt}"
+        exp = run("export", "first", "--storage", url, "--format", fmt, "--out", str(path))
+        assert exp.returncode == 0, exp.stderr
+        record = yaml.safe_load(path.read_text())
+        assert record["params"] == summary["best"]["params"] and "TFGParams.from_dict" in record["python"]
+        ev = run("evaluate", "--task", "gmm-inverse", "--target", "1.5", "--config", str(path), "--n", "8", "--json",
+                 "--quiet")
+        assert ev.returncode == 0 and json.loads(ev.stdout)["config"] == record["params"], ev.stderr
+    snippet = yaml.safe_load((tmp_path / "best.yaml").read_text())["python"]
+    scope: dict = {}
+    exec(snippet, scope)                                # the exported snippet runs as printed
+    assert tuple(scope["x"].shape) == (16, 2)
+
+
+def test_a_config_exported_for_one_task_is_refused_on_another(tmp_path):
+    record = {"format": "guidetune.config/1", "task": "digits-label", "target": "3", "params": {"rho": 2.0}}
+    path = tmp_path / "digits.json"
+    path.write_text(json.dumps(record))
+    out = run("evaluate", "--task", "gmm-inverse", "--target", "1.5", "--config", str(path), "--quiet")
+    assert out.returncode == 2 and "exported for task 'digits-label'" in out.stderr
+    missing = run("sample", "--task", "gmm-inverse", "--target", "1.5", "--config", str(tmp_path / "nope.json"),
+                  "--out", str(tmp_path / "s.npz"), "--quiet")
+    assert missing.returncode == 2 and "no such file" in missing.stderr and "Traceback" not in missing.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--n", "8"), "unrecognized arguments: --n 8"),
+    (("--storage", "sqlite:////no/such/dir/x.db"), "--storage"),
+    (("--storage", "mysql://localhost/x"), "not supported"),
+    (("--optuna-storage", "not-a-url"), "--optuna-storage 'not-a-url' is not a database URL"),
+    (("--export", "/no/such/dir/best.json"), "--export"),
+])
+def test_search_flags_are_checked_before_sampling(args, message):
+    out = run("search", "--task", "gmm-inverse", "--target", "1.5", "--budget-samples", "64", *args, "--quiet")
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_db_upgrade_and_current(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    before = run("db", "current", "--storage", url)
+    assert before.returncode == 0 and "schema empty" in before.stdout
+    up = run("db", "upgrade", "--storage", url)
+    assert up.returncode == 0 and "empty -> 0001" in up.stdout
+    assert "0001 (up to date)" in run("db", "current", "--storage", url).stdout
