@@ -28,6 +28,7 @@ from .schema import SCHEMA_REVISION
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
+WRITE = "guidetune_write"   # execution option of connections that write (SQLite: BEGIN IMMEDIATE)
 
 
 def guidetune_home() -> Path:
@@ -93,11 +94,13 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+            cur.execute("PRAGMA cache_size=-32000")     # 32 MB of page cache: large studies stay in memory
             cur.close()
 
         @event.listens_for(engine, "begin")
         def _begin(conn) -> None:  # noqa: ANN001
-            conn.exec_driver_sql("BEGIN IMMEDIATE")   # take the write lock up front: no upgrade deadlocks
+            # a write transaction takes the write lock up front (no lock-upgrade deadlocks); a read does not
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
         return engine
     return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
 
@@ -123,7 +126,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     from alembic import command
 
     before = current_revision(engine)
-    with engine.begin() as conn:
+    with engine.connect() as conn, conn.execution_options(**{WRITE: True}).begin():
         command.upgrade(_alembic_config(conn), "head")
     return before, current_revision(engine)
 

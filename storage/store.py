@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from guidetune.evaluators.records import TrialResult
 
-from .engine import check_url, ensure_schema, make_engine, resolve_url, retrying, safe_url
+from .engine import WRITE, check_url, ensure_schema, make_engine, resolve_url, retrying, safe_url
 from .errors import (AlreadyExistsError, IllegalTransitionError, ImmutableTrialError, LeaseHeldError,
                      NotFoundError, StorageError)
 from .records import FINISHED, StudyRecord, StudySpec, StudyState, Trial, TrialState
@@ -94,8 +94,9 @@ class StudyStore:
 
     def _tx(self, what: str, fn):
         def run():
-            with self.engine.begin() as conn:
-                return fn(conn)
+            with self.engine.connect() as conn:
+                with conn.execution_options(**{WRITE: True}).begin():
+                    return fn(conn)
         return retrying(run, what=what, retry_seconds=self.retry_seconds)
 
     def _read(self, what: str, fn):
