@@ -21,17 +21,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from guidetune.api.demo import run_demo
 
     report = run_demo(Path(args.out), task_name=args.task, target=args.target, budget_samples=args.budget_samples,
-                      storage=args.storage, progress=not args.quiet)
+                      storage=args.storage, executor=args.executor, progress=not args.quiet)
     print(json.dumps(report, indent=2))
     return 0
 
 
 def _cmd_tasks(args: argparse.Namespace) -> int:
-    from guidetune.evaluators.tasks import TASKS, get_task
+    from guidetune.evaluators.tasks import TASKS, make_task
 
     rows = []
     for name in TASKS:
-        task = get_task(name)
+        task = make_task(name)
         rows.append({"task": name, "targets": task.targets(), "validity": task.validity_metric,
                      "shape": list(task.shape), "description": task.description})
     if args.json:
@@ -46,10 +46,10 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
 
     from guidetune.evaluators.config_io import read_config
-    from guidetune.evaluators.tasks import get_task
+    from guidetune.evaluators.tasks import make_task
     from guidetune.guidance import sample
 
-    task = get_task(args.task)
+    task = make_task(args.task)
     target = task.check_target(args.target)
     params = read_config(args.config, task=args.task)
     out = Path(args.out)
@@ -67,9 +67,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from guidetune.evaluators.config_io import json_safe, read_config
     from guidetune.evaluators.evaluate import evaluate
-    from guidetune.evaluators.tasks import get_task
+    from guidetune.evaluators.tasks import make_task
 
-    task = get_task(args.task)
+    task = make_task(args.task)
     params = read_config(args.config, task=args.task)
     (result,) = evaluate(task, args.target, [params], args.n, args.seed, progress=not args.quiet)
     record = json_safe({"task": task.name, "target": args.target, "config": params.to_dict(), **result.to_dict()})
@@ -92,6 +92,7 @@ def _service(args: argparse.Namespace):
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from guidetune.evaluators.config_io import json_safe
+    from guidetune.searcher.errors import SearchError
     from guidetune.storage.engine import check_url
 
     if args.optuna_storage:
@@ -101,12 +102,16 @@ def _cmd_search(args: argparse.Namespace) -> int:
     service = _service(args)
     spec = service.build_spec(args.task, args.target, args.searcher, objective=args.objective,
                               max_fd_ratio=args.max_fd_ratio, n_samples=args.n_samples, schedules=args.schedules,
-                              budget_samples=args.budget_samples, budget_passes=args.budget_passes, seed=args.seed)
+                              budget_samples=args.budget_samples, budget_passes=args.budget_passes, seed=args.seed,
+                              num_cpus=args.num_cpus, num_gpus=args.num_gpus, max_concurrent=args.max_concurrent)
+    if args.executor == "local" and args.ray_address:
+        raise SearchError("--ray-address needs --executor ray (the default); drop one of them")
+    executor = service.executor(spec, args.executor, ray_address=args.ray_address)   # resources checked here
     study = service.create_or_continue(spec, args.study)
     if not args.quiet:
         print(f"study {study.name!r} in {service.store.display_url} ({study.state.value}); run the same command "
               "again to resume it", file=sys.stderr)
-    outcome = service.run(study.name, progress=not args.quiet)
+    outcome = service.run(study.name, executor=executor, progress=not args.quiet)
     status = service.status(study.name)
     record = service.export(study.name) if outcome.best is not None else None
     summary = {
@@ -261,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--budget-samples", type=int, default=2000, help="samples the demo study may draw, its "
                       "unguided fidelity yardstick included")
     _add_storage(demo)
+    demo.add_argument("--executor", choices=("ray", "local"), default="ray", help="where trials run (default: a local Ray)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=_cmd_demo)
     tasks = sub.add_parser("tasks", help="list the bundled tasks and their targets")
@@ -292,6 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--export", help="write the best configuration here (the format `--config` reads)")
     se.add_argument("--optuna-storage", help="also write the trials to this Optuna storage URL (e.g. sqlite:///optuna.db)")
     se.add_argument("--optuna-study", help="Optuna study name (default: the guidetune study's name)")
+    se.add_argument("--executor", choices=("ray", "local"), default="ray", help="where trials run: ray (default: a "
+                    "local Ray, or the cluster of --ray-address) or local (this process, no Ray)")
+    se.add_argument("--ray-address", help="join this Ray cluster (host:port of `ray start --head`; default: "
+                    "$GUIDETUNE_RAY_ADDRESS, else a local Ray)")
+    se.add_argument("--max-concurrent", type=int, default=1, help="trial groups in flight at once (Ray workers)")
+    se.add_argument("--num-cpus", type=float, default=1.0, help="CPUs each Ray worker asks for")
+    se.add_argument("--num-gpus", type=float, default=0.0, help="GPUs each Ray worker asks for (0.25: four share a GPU)")
     se.set_defaults(func=_cmd_search)
     studies = sub.add_parser("studies", help="list the stored studies")
     _add_storage(studies)

@@ -14,7 +14,7 @@ import torch
 
 from guidetune.evaluators.config_io import json_safe
 from guidetune.evaluators.evaluate import evaluate
-from guidetune.evaluators.tasks import get_task
+from guidetune.evaluators.tasks import make_task
 from guidetune.guidance import TFGParams, sample
 from guidetune.searcher.errors import SearchError
 from guidetune.searcher.service import StudyService
@@ -23,7 +23,8 @@ from guidetune.storage.store import StudyStore
 
 def run_demo(out: Path, *, task_name: str = "digits-label", target: str = "3", budget_samples: int = 2000,
              searcher: str = "beam-mf", objective: str = "constrained", max_fd_ratio: float = 1.5,
-             n_samples: int = 64, seed: int = 0, storage: str | None = None, progress: bool = True) -> dict:
+             n_samples: int = 64, seed: int = 0, storage: str | None = None, executor: str = "ray",
+             progress: bool = True) -> dict:
     """Search as a stored study (the default store: an SQLite file under GUIDETUNE_HOME), export its
     best configuration, re-check it on fresh seeds and draw the pictures."""
     out.mkdir(parents=True, exist_ok=True)
@@ -31,14 +32,14 @@ def run_demo(out: Path, *, task_name: str = "digits-label", target: str = "3", b
     spec = service.build_spec(task_name, target, searcher, objective=objective, max_fd_ratio=max_fd_ratio,
                               n_samples=n_samples, budget_samples=budget_samples, seed=seed)
     study = service.create_or_continue(spec)
-    outcome = service.run(study.name, progress=progress)
+    outcome = service.run(study.name, executor=executor, progress=progress)
     if outcome.best is None:
         raise SearchError("the demo search found no successful configuration")
     best = TFGParams.from_dict(outcome.best.config)
     record = service.export(study.name)
     (out / "best_config.json").write_text(json.dumps(record, indent=2))
 
-    task = get_task(task_name)
+    task = make_task(task_name)
     check_seed = seed + 50_000   # fresh seeds: the reported numbers are not the ones the search selected on
     unguided_result, = evaluate(task, target, [TFGParams()], 64, check_seed)
     best_result, = evaluate(task, target, [best], 64, check_seed)

@@ -22,7 +22,7 @@ import torch
 
 from guidetune.evaluators import metrics
 from guidetune.evaluators.evaluate import evaluate
-from guidetune.evaluators.tasks import get_task
+from guidetune.evaluators.tasks import make_task
 from guidetune.guidance.presets import dps, freedom, lgd, mpgd, tfg, ugd, unguided
 
 SWEEP = (0.25, 1.0, 4.0, 16.0)
@@ -84,11 +84,11 @@ def main() -> None:
     parser.add_argument("--ablation-only", action="store_true", help="only the weak-strength recurrence ablation")
     args = parser.parse_args()
     if args.ablation_only:
-        recurrence_ablation(get_task("digits-label"), args.n)
+        recurrence_ablation(make_task("digits-label"), args.n)
         return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    task = get_task("digits-label")
+    task = make_task("digits-label")
     torch.set_num_threads(max(torch.get_num_threads(), 1))
 
     quality = model_quality(task, 512)

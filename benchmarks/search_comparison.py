@@ -40,7 +40,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from guidetune.evaluators.evaluate import evaluate
-from guidetune.evaluators.tasks import get_task
+from guidetune.evaluators.tasks import make_task
 from guidetune.searcher import ConstrainedValidity, MaximizeValidity, PowerOfTwoInt, SearchSpace, make_searcher, run_study
 from guidetune.evaluators.records import TrialResult
 from guidetune.searcher.service import TaskEvaluator, fidelity_yardsticks, task_space
@@ -204,7 +204,7 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    task = get_task(args.task)
+    task = make_task(args.task)
     structure = tuple(int(v) for v in args.structure.split(","))
     space = declared_space(task, args.space, structure)
     label = f"strengths-{structure[0]}x{structure[1]}" if args.space == "strengths" else args.space

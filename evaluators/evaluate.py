@@ -65,7 +65,7 @@ def evaluate(
     log_prob = task.guide_log_prob(target, seeds)
     run = sample_with_stats(
         task.model, log_prob if packed.needs_log_prob else None, packed, shape=task.shape, steps=task.steps, eta=task.eta,
-        seeds=seeds, clip_x0=task.clip_x0, batch_size=batch_size, progress=progress, on_nonfinite="mark",
+        seeds=seeds, clip_x0=task.clip_x0, batch_size=batch_size, progress=progress, on_nonfinite="mark", device=task.device,
     )
     reference = task.reference_features(target)
     results = []

@@ -593,6 +593,16 @@ class FileTask(Task):
     def has_reference(self) -> bool:
         return self._reference is not None
 
+    def _move(self, device: torch.device) -> None:
+        """The scripted model, predictor and judge go to ``device`` (they were checked on the CPU)."""
+        self._model = self._model.to(device)
+        self.predictor.module = self.predictor.module.to(device)
+        if self.judge is not self.predictor:
+            self.judge.module = self.judge.module.to(device)
+        if self._reference is not None:
+            self._reference = self._reference.to(device)
+        self._reference_features = None
+
     def targets(self) -> list[str]:
         return list(self.spec.targets)
 

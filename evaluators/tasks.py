@@ -7,7 +7,6 @@ predictor for the bundled model must take that input.
 
 from __future__ import annotations
 
-import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -46,6 +45,16 @@ class Task(ABC):
     validity_metric: str
     validity_range: tuple[float, float] = (0.0, 1.0)  # typical worst and best validity, for normalised scores
     strength_scale: float = 1.0                       # scales the searched ρ̄, μ̄ range to the guide's steepness
+    device: torch.device = torch.device("cpu")        # where its networks live and its samples are drawn
+
+    def to(self, device: torch.device | str) -> "Task":
+        """Move the task's networks and data to ``device`` (in place; returns the task)."""
+        self.device = torch.device(device)
+        self._move(self.device)
+        return self
+
+    def _move(self, device: torch.device) -> None:
+        """Subclasses move what they hold."""
 
     @abstractmethod
     def targets(self) -> list[str]:
@@ -84,7 +93,7 @@ class Task(ABC):
     def unguided_samples(self, n_samples: int, seed: int) -> torch.Tensor:
         seeds = range(seed, seed + n_samples)
         return sample(self.model, None, TFGParams(), shape=self.shape, steps=self.steps, eta=self.eta, seeds=seeds,
-                      clip_x0=self.clip_x0)
+                      clip_x0=self.clip_x0, device=self.device)
 
     def yardstick_samples(self, target: str, n_samples: int, seed: int,
                           max_draw: int | None = None) -> tuple[torch.Tensor, int]:
@@ -105,25 +114,21 @@ class Task(ABC):
 # digits
 
 
-@functools.lru_cache(maxsize=1)
-def _digits():
-    from .bundled import load_bundled_models
-    from .digits_data import load_digit_splits
-
-    return load_bundled_models("cpu"), load_digit_splits()
-
-
 class _DigitsTask(Task):
     shape = (1, 8, 8)
     clip_x0 = 1.0
 
-    @property
-    def models(self):
-        return _digits()[0]
+    def __init__(self) -> None:
+        from .bundled import load_bundled_models
+        from .digits_data import load_digit_splits
 
-    @property
-    def splits(self):
-        return _digits()[1]
+        self.models = load_bundled_models("cpu")   # frozen networks, checked against their SHA-256
+        self.splits = load_digit_splits()           # the data (on the CPU; moved where used)
+
+    def _move(self, device: torch.device) -> None:
+        from .bundled import load_bundled_models
+
+        self.models = load_bundled_models(device)
 
     @property
     def model(self):
@@ -190,7 +195,7 @@ class DigitsLabelTask(_DigitsTask):
 
     def reference_features(self, target: str) -> torch.Tensor:
         heldout = self.splits.heldout
-        return self.features(heldout.x[heldout.y == int(target)])
+        return self.features(heldout.x[heldout.y == int(target)].to(self.device))
 
 
 class DigitsCombinedTask(_DigitsTask):
@@ -259,7 +264,7 @@ class DigitsCombinedTask(_DigitsTask):
     def reference_features(self, target: str) -> torch.Tensor:
         label, _ = self._parse(target)
         heldout = self.splits.heldout
-        return self.features(heldout.x[heldout.y == label])
+        return self.features(heldout.x[heldout.y == label].to(self.device))
 
 
 class DigitsInverseTask(_DigitsTask):
@@ -284,13 +289,13 @@ class DigitsInverseTask(_DigitsTask):
 
     def truth(self, seeds: Sequence[int]) -> torch.Tensor:
         heldout = self.splits.heldout.x
-        return heldout[torch.as_tensor([s % len(heldout) for s in seeds])]
+        return heldout[torch.as_tensor([s % len(heldout) for s in seeds])].to(self.device)
 
     def measurements(self, target: str, seeds: Sequence[int]) -> torch.Tensor:
         """y_i = A(x_i) + σ·n_i with noise fixed by the seed (the same measurement in every trial)."""
         clean = self.operator(target)(self.truth(seeds))
         noise = torch.stack([torch.randn(clean.shape[1], generator=torch.Generator().manual_seed(int(s) + 7919)) for s in seeds])
-        return clean + self.noise_std * noise
+        return clean + self.noise_std * noise.to(clean)
 
     def guide_log_prob(self, target: str, seeds: Sequence[int]) -> LogProb:
         A, y, s2 = self.operator(target), self.measurements(target, seeds), self.noise_std**2
@@ -312,19 +317,19 @@ class DigitsInverseTask(_DigitsTask):
         })
 
     def reference_features(self, target: str) -> torch.Tensor:
-        return self.features(self.splits.heldout.x)
+        return self.features(self.splits.heldout.x.to(self.device))
 
 
 # ---------------------------------------------------------------------------------------------
 # the analytic mixture
 
 
-def gmm_inverse_mixture() -> GaussianMixture:
+def gmm_inverse_mixture(device: torch.device | str = "cpu") -> GaussianMixture:
     """Two anisotropic Gaussians in 2-D (the engine tests' mixture)."""
     return GaussianMixture(
-        torch.tensor([0.5, 0.5], dtype=torch.float64),
-        torch.tensor([[-2.0, 0.0], [2.0, 1.0]], dtype=torch.float64),
-        torch.stack([torch.eye(2) * 0.3, torch.tensor([[0.5, 0.2], [0.2, 0.4]])]).double(),
+        torch.tensor([0.5, 0.5], dtype=torch.float64, device=device),
+        torch.tensor([[-2.0, 0.0], [2.0, 1.0]], dtype=torch.float64, device=device),
+        torch.stack([torch.eye(2) * 0.3, torch.tensor([[0.5, 0.2], [0.2, 0.4]])]).double().to(device),
     )
 
 
@@ -344,6 +349,11 @@ class GmmInverseTask(Task):
     def __init__(self) -> None:
         self.mixture = gmm_inverse_mixture()
         self._model = MixtureEpsilonModel(self.mixture, linear_beta_alphas_cumprod())
+        self._posterior: dict[tuple[str, int], torch.Tensor] = {}
+
+    def _move(self, device: torch.device) -> None:
+        self.mixture = gmm_inverse_mixture(device)
+        self._model = MixtureEpsilonModel(self.mixture, linear_beta_alphas_cumprod().to(device))
 
     def targets(self) -> list[str]:
         return ["1.5", "0.0", "-1.0"]
@@ -363,10 +373,13 @@ class GmmInverseTask(Task):
         y = torch.tensor([float(self.check_target(target))], dtype=torch.float64)
         return measurement_log_prob(self.A, y, self.noise_std)
 
-    @functools.lru_cache(maxsize=16)
     def posterior_samples(self, target: str, n: int = 4000) -> torch.Tensor:
-        y = torch.tensor([float(target)], dtype=torch.float64)
-        return self.mixture.posterior(self.A, y, self.noise_std).sample(n, torch.Generator().manual_seed(0)).float()
+        """Exact posterior samples (drawn on the CPU with a fixed seed, so the same on every device)."""
+        if (target, n) not in self._posterior:
+            y = torch.tensor([float(target)], dtype=torch.float64)
+            exact = gmm_inverse_mixture().posterior(self.A, y, self.noise_std)
+            self._posterior[target, n] = exact.sample(n, torch.Generator().manual_seed(0)).float()
+        return self._posterior[target, n]
 
     def score(self, samples, target, seeds) -> TaskScore:
         guide_lp = self.guide_log_prob(target, seeds)(samples)
@@ -392,15 +405,17 @@ TASKS: dict[str, Callable[[], Task]] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
-def get_task(name: str) -> Task:
-    """The bundled task called ``name``, or a user's task from a JSON spec file path (see
-    ``evaluators/file_task.py``); loaded once per process."""
+def make_task(name: str, device: torch.device | str = "cpu") -> Task:
+    """A new task, by value: the bundled task called ``name`` or a user's task from a JSON spec file
+    path (see ``evaluators/file_task.py``), its networks on ``device``. Nothing is shared between
+    tasks or cached per process (a worker builds the task it serves once and keeps it)."""
     if name.endswith(".json"):
         from .file_task import load_file_task
 
-        return load_file_task(name)
-    if name not in TASKS:
+        task = load_file_task(name)
+    elif name in TASKS:
+        task = TASKS[name]()
+    else:
         raise UnknownTaskError(f"unknown task {name!r}; known tasks: {sorted(TASKS)}, or the path of a task spec "
                                "(.json) describing your own model and predictor")
-    return TASKS[name]()
+    return task.to(device) if torch.device(device) != task.device else task

@@ -107,6 +107,7 @@ class StudyCoordinator:
                  stop: StopRequest = None,                           # Event or callable: stop on request
                  on_trial: Callable[[Trial], None] | None = None,    # called with every finished trial
                  progress: bool = False,                             # tqdm bar over samples
+                 max_attempts: int = 3,                              # dispatches of a trial whose worker is lost
                  identity: str | None = None) -> None:               # coordinator id (default host:pid)
         if max_pack is not None and max_pack < 1:
             raise SearchError(f"max_pack must be positive, got {max_pack}")
@@ -117,6 +118,7 @@ class StudyCoordinator:
         self.space = searcher.space
         self.budget, self.cost_model, self.max_pack = budget, passes_per_sample, max_pack
         self.stop, self.on_trial, self.progress = stop, on_trial, progress
+        self.max_attempts = max_attempts
         self.identity = identity or coordinator_id()
         self.study_seed = store.get_study(study_id).spec.seed
         self._in_flight: dict[int, tuple[TrialGroup, float]] = {}   # first number -> (group, predicted passes)
@@ -262,7 +264,8 @@ class StudyCoordinator:
                         if reason is not None:
                             stopping = reason
                             break
-                        self.store.start_trials(self.study_id, self.identity, group.numbers, worker=self.executor.worker)
+                        worker = self.executor.worker_for(group)
+                        self.store.start_trials(self.study_id, self.identity, group.numbers, worker=worker)
                         self._in_flight[group.numbers[0]] = (group, predicted)
                         self.executor.submit(group)
                 if not self._in_flight:
@@ -283,12 +286,23 @@ class StudyCoordinator:
         return self.budget.trials is not None and self._n_trials() >= self.budget.trials
 
     def _record(self, outcome) -> list[Trial]:
-        """Finish the group's trials: tell the searcher, then store each with the study's best."""
+        """Finish the group's trials: tell the searcher, then store each with the study's best. A lost
+        worker's trials are re-queued instead, until they have been dispatched ``max_attempts`` times."""
         results = check_outcome(outcome)
         running = self.store.trials(self.study_id, numbers=outcome.group.numbers)
+        if outcome.retry:
+            again = [t.number for t in running if t.attempt < self.max_attempts]
+            if again:
+                self.store.requeue_running(self.study_id, self.identity, again)
+            running = [t for t in running if t.number not in again]
         finished = []
-        for k, trial in enumerate(running):
-            done = trial.fail(outcome.error) if results is None else trial.finish(results[k])
+        for trial in running:
+            if results is not None:
+                done = trial.finish(results[outcome.group.numbers.index(trial.number)])
+            elif outcome.retry:
+                done = trial.fail(f"{outcome.error}; gave up after {trial.attempt} attempts")
+            else:
+                done = trial.fail(outcome.error)
             self.searcher.tell(done)
             self._told.append(done)
             best = self.searcher.best(self._told)

@@ -4,8 +4,8 @@ process, one at a time (the Ray executor is the other implementation)."""
 
 from __future__ import annotations
 
-import socket
 import os
+import socket
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol, Sequence
@@ -38,13 +38,17 @@ class GroupOutcome:
     results: tuple[TrialResult, ...] | None
     error: str | None
     worker: str
+    retry: bool = False      # the worker was lost, not the trials: run them again elsewhere
 
 
 class Executor(Protocol):
     """Runs trial groups; ``capacity`` of them may be in flight at once."""
 
     capacity: int
-    worker: str
+
+    def worker_for(self, group: TrialGroup) -> str:
+        """Choose the worker that will run ``group`` (recorded on its trials before it starts)."""
+        ...
 
     def submit(self, group: TrialGroup) -> None: ...
 
@@ -53,6 +57,10 @@ class Executor(Protocol):
         ...
 
     def in_flight(self) -> int: ...
+
+    def close(self) -> None:
+        """Release the workers (the study is over)."""
+        ...
 
 
 class InProcessExecutor:
@@ -67,8 +75,14 @@ class InProcessExecutor:
         self.worker = f"in-process:{socket.gethostname()}:{os.getpid()}"
         self._queue: deque[TrialGroup] = deque()
 
+    def worker_for(self, group: TrialGroup) -> str:
+        return self.worker
+
     def submit(self, group: TrialGroup) -> None:
         self._queue.append(group)
+
+    def close(self) -> None:
+        self._queue.clear()
 
     def in_flight(self) -> int:
         return len(self._queue)

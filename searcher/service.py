@@ -22,7 +22,7 @@ from guidetune.evaluators.config_io import export_record, json_safe
 from guidetune.evaluators.errors import EvaluatorError
 from guidetune.evaluators.evaluate import evaluate
 from guidetune.evaluators.records import TrialResult
-from guidetune.evaluators.tasks import Task, get_task
+from guidetune.evaluators.tasks import Task, make_task
 from guidetune.guidance import TFGParams
 from guidetune.storage.errors import AlreadyExistsError
 from guidetune.storage.records import StudyRecord, StudySpec, StudyState, Trial
@@ -100,14 +100,14 @@ def build_objective(kind: str, task: Task, unguided_fd: dict[int, float] | float
     raise SearchError(f"unknown objective {kind!r}; choose one of {list(OBJECTIVES)}")
 
 
-def load_task(spec: StudySpec) -> Task:
+def load_task(spec: StudySpec, device: str = "cpu") -> Task:
     """The spec's task; a task file must still have the content it had when the study was created."""
     if spec.task_sha256 is not None:
         digest = _sha256(Path(spec.task))
         if digest != spec.task_sha256:
             raise EvaluatorError(f"the task file {spec.task} changed since the study was created (sha256 {digest[:12]}… "
                                  f"instead of {spec.task_sha256[:12]}…); restore it or start a new study")
-    return get_task(spec.task)
+    return make_task(spec.task, device)
 
 
 def _sha256(path: Path) -> str:
@@ -127,10 +127,11 @@ class StudyService:
     def build_spec(self, task: str, target: str, searcher: str = "beam-mf", *, objective: str = "validity",
                    max_fd_ratio: float = 1.2, n_samples: int = 32, schedules: bool = False,
                    searcher_options: dict[str, Any] | None = None, budget_samples: int | None = None,
-                   budget_passes: float | None = None, budget_trials: int | None = None, seed: int = 0) -> StudySpec:
+                   budget_passes: float | None = None, budget_trials: int | None = None, seed: int = 0,
+                   num_cpus: float = 1.0, num_gpus: float = 0.0, max_concurrent: int = 1) -> StudySpec:
         """A checked spec: every name resolves, the budget pays for the yardstick and one trial.
         Raises before any sampling; messages name the command-line flags."""
-        loaded = get_task(task)
+        loaded = make_task(task)
         target = loaded.check_target(target)
         if searcher not in SEARCHER_NAMES:
             raise UnknownSearcherError(f"unknown searcher {searcher!r}; known searchers: {', '.join(SEARCHER_NAMES)}")
@@ -141,6 +142,10 @@ class StudyService:
         if budget_samples is None and budget_passes is None and budget_trials is None:
             raise SearchError("give a budget: --budget-samples (samples drawn) and/or --budget-passes (denoiser passes)")
         Budget(budget_samples, budget_passes, budget_trials)   # positive or None
+        if not isinstance(max_concurrent, int) or max_concurrent < 1:
+            raise SearchError(f"--max-concurrent must be a positive integer, got {max_concurrent!r}")
+        if not (num_cpus >= 0 and num_gpus >= 0):
+            raise SearchError(f"--num-cpus and --num-gpus must be >= 0, got {num_cpus} and {num_gpus}")
         if objective != "validity" and not getattr(loaded, "has_reference", True):
             raise SearchError(f"--objective {objective} needs the task's reference data for fidelity; task "
                               f"{loaded.name!r} has none: use --objective validity or add a 'reference' to its spec")
@@ -151,7 +156,8 @@ class StudyService:
             searcher_options=dict(searcher_options or {}), budget_samples=budget_samples, budget_passes=budget_passes,
             budget_trials=budget_trials, seed=seed,
             task_sha256=_sha256(Path(task)) if task.endswith(".json") else None,
-            judge=None if getattr(loaded, "judge_is_guide", False) else "independent")
+            judge=None if getattr(loaded, "judge_is_guide", False) else "independent",
+            num_cpus=float(num_cpus), num_gpus=float(num_gpus), max_concurrent=max_concurrent)
         searcher_obj = self._searcher(spec, MaximizeValidity())   # options checked by the constructor
         if budget_samples is not None:
             first = min_first_trial(searcher_obj)
@@ -169,7 +175,7 @@ class StudyService:
     @staticmethod
     def default_name(spec: StudySpec) -> str:
         """Same spec (budgets aside), same name: running the same command again continues the study."""
-        digest = hashlib.sha256(json.dumps(spec.budget_free(), sort_keys=True).encode()).hexdigest()[:8]
+        digest = hashlib.sha256(json.dumps(spec.identity(), sort_keys=True).encode()).hexdigest()[:8]
         task = Path(spec.task).stem if spec.task_sha256 else spec.task
         return f"{task}-{spec.target}-{spec.searcher}-seed{spec.seed}-{digest}"
 
@@ -180,8 +186,8 @@ class StudyService:
             return self.store.create_study(name, spec, owner=owner)
         except AlreadyExistsError:
             study = self.store.get_study(name)
-        if study.spec.budget_free() != spec.budget_free():
-            diff = sorted(k for k, v in spec.budget_free().items() if study.spec.budget_free().get(k) != v)
+        if study.spec.identity() != spec.identity():
+            diff = sorted(k for k, v in spec.identity().items() if study.spec.identity().get(k) != v)
             raise AlreadyExistsError(f"study {name!r} exists with a different spec (differs in {diff}); choose another "
                                      "--study name, or repeat the original command to continue it")
         if study.spec != spec:
@@ -197,17 +203,41 @@ class StudyService:
             raise SearchError(f"searcher {spec.searcher!r} does not take the options {spec.searcher_options}: "
                               f"{exc}") from None
 
-    def run(self, key: int | str, *, executor: Executor | None = None, progress: bool = False,
-            stop: StopRequest = None, max_pack: int | None = None) -> StudyOutcome:
-        """Run a queued study, or resume one a dead coordinator left; a finished study is returned as is."""
+    def executor(self, spec: StudySpec, kind: str = "local", *, ray_address: str | None = None) -> Executor:
+        """``local``: groups run in this process, one at a time; ``ray``: on Ray actors (a local Ray is
+        started unless ``ray_address`` / ``GUIDETUNE_RAY_ADDRESS`` names a cluster). Resources are
+        checked here, before the study runs."""
+        if kind == "local":
+            return InProcessExecutor(TaskEvaluator(load_task(spec), spec.target))
+        if kind == "ray":
+            from .ray_executor import RayExecutor, connect_ray
+
+            connect_ray(ray_address)
+            return RayExecutor(spec.task, spec.target, spec.task_sha256, capacity=spec.max_concurrent,
+                               num_cpus=spec.num_cpus, num_gpus=spec.num_gpus)
+        raise SearchError(f"unknown executor {kind!r} (--executor); choose 'ray' or 'local'")
+
+    def run(self, key: int | str, *, executor: Executor | str = "local", ray_address: str | None = None,
+            progress: bool = False, stop: StopRequest = None, max_pack: int | None = None) -> StudyOutcome:
+        """Run a queued study, or resume one a dead coordinator left; a finished study is returned as is.
+        ``executor``: an Executor, or ``local`` / ``ray`` (see ``executor``); it is closed at the end."""
         study = self.store.get_study(key)
         spec = study.spec
         space = SearchSpace.from_dict(spec.space)
         if study.state in (StudyState.COMPLETE, StudyState.CANCELLED):
             return outcome_of(self.store, study.id, space)
+        if isinstance(executor, str):
+            executor = self.executor(spec, executor, ray_address=ray_address)
+        try:
+            return self._run(study, executor, progress=progress, stop=stop, max_pack=max_pack)
+        finally:
+            executor.close()
+
+    def _run(self, study: StudyRecord, executor: Executor, *, progress: bool, stop: StopRequest,
+             max_pack: int | None) -> StudyOutcome:
+        spec = study.spec
         task = load_task(spec)
         evaluator = TaskEvaluator(task, spec.target)
-        executor = executor or InProcessExecutor(evaluator)
         study = self.store.claim_study(study.id, coordinator_id())
         if spec.objective != "validity":
             try:
@@ -300,10 +330,10 @@ def python_snippet(record: dict[str, Any]) -> str:
     """A short, runnable example of using an exported configuration."""
     params = {k: v for k, v in record["params"].items() if v != TFGParams().to_dict().get(k)}
     return (
-        "from guidetune.evaluators.tasks import get_task\n"
+        "from guidetune.evaluators.tasks import make_task\n"
         "from guidetune.guidance import TFGParams, sample\n\n"
         f"params = TFGParams.from_dict({json.dumps(params)})\n"
-        f"task = get_task({record['task']!r})\n"
+        f"task = make_task({record['task']!r})\n"
         "seeds = list(range(16))\n"
         f"log_prob = task.guide_log_prob({record['target']!r}, seeds)\n"
         "x = sample(task.model, log_prob, params, shape=task.shape, steps=task.steps, eta=task.eta,\n"

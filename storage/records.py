@@ -24,6 +24,7 @@ from guidetune.evaluators.records import TrialResult
 from .errors import IllegalTransitionError, ImmutableTrialError
 
 SPEC_VERSION = 1   # version of the StudySpec format (bumped when its meaning changes)
+RESOURCES = ("num_cpus", "num_gpus", "max_concurrent")
 
 
 class TrialState(enum.Enum):
@@ -177,6 +178,9 @@ class StudySpec:
     seed: int = 0                                      # searcher seed and first sample seed
     task_sha256: str | None = None                     # content hash of a task spec file
     judge: str | None = None                           # who scores validity (the task's judge; None: the guide)
+    num_cpus: float = 1.0                              # CPUs a worker asks Ray for
+    num_gpus: float = 0.0                              # GPUs a worker asks Ray for (0.25: four share one)
+    max_concurrent: int = 1                            # trial groups in flight at once
     spec_version: int = SPEC_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -192,9 +196,10 @@ class StudySpec:
                              "guidetune reads; upgrade guidetune")
         return cls(**data)
 
-    def budget_free(self) -> dict[str, Any]:
-        """The spec without its budgets: what must match for a study to be continued."""
-        return {k: v for k, v in self.to_dict().items() if not k.startswith("budget_")}
+    def identity(self) -> dict[str, Any]:
+        """The spec without its budgets and resources: what must match for a study to be continued
+        (a larger budget, or more workers, continue the same study)."""
+        return {k: v for k, v in self.to_dict().items() if not k.startswith("budget_") and k not in RESOURCES}
 
 
 @dataclass(frozen=True)

@@ -139,15 +139,15 @@ class StudyStore:
         return [_study(r) for r in self._read("list studies", lambda c: c.execute(q).all())]
 
     def update_budgets(self, study_id: int, spec: StudySpec) -> StudyRecord:
-        """Replace the budgets of a study's spec (everything else must match); reopens a COMPLETE
-        study that stopped on a budget so that it can continue."""
+        """Replace the budgets and resources of a study's spec (everything else must match); reopens a
+        COMPLETE study that stopped on a budget so that it can continue."""
         def tx(conn: Connection) -> None:
             row = conn.execute(select(STUDIES).where(STUDIES.c.id == study_id)).first()
             if row is None:
                 raise NotFoundError(f"no study with id {study_id}")
             old = StudySpec.from_dict(row.spec)
-            if old.budget_free() != spec.budget_free():
-                raise AlreadyExistsError("only the budgets of a stored study can change")
+            if old.identity() != spec.identity():
+                raise AlreadyExistsError("only the budgets and resources of a stored study can change")
             values: dict[str, Any] = {"spec": spec.to_dict()}
             if row.state == StudyState.COMPLETE.value and (row.stop_reason or "").startswith("budget"):
                 values.update(state=StudyState.QUEUED.value, stop_reason=None, finished_at=None)
@@ -312,18 +312,22 @@ class StudyStore:
             seq = done.value
         return replace(trial, finished_at=now, score=_finite(score), tell_seq=seq)
 
-    def requeue_running(self, study_id: int, coordinator: str) -> list[int]:
-        """RUNNING → PENDING for every trial a dead coordinator left running (its next start is attempt + 1)."""
+    def requeue_running(self, study_id: int, coordinator: str, numbers: Sequence[int] | None = None) -> list[int]:
+        """RUNNING → PENDING for ``numbers`` (default: every RUNNING trial, those a dead coordinator left);
+        the next start of each is attempt + 1."""
         def tx(conn: Connection) -> list[int]:
             self._fence(conn, study_id, coordinator)
-            numbers = list(conn.execute(select(TRIALS.c.number).where(
-                (TRIALS.c.study_id == study_id) & (TRIALS.c.state == TrialState.RUNNING.value))).scalars())
-            if numbers:
-                n = conn.execute(update(TRIALS).where((TRIALS.c.study_id == study_id) & TRIALS.c.number.in_(numbers)
+            q = select(TRIALS.c.number).where((TRIALS.c.study_id == study_id)
+                                              & (TRIALS.c.state == TrialState.RUNNING.value))
+            if numbers is not None:
+                q = q.where(TRIALS.c.number.in_(list(numbers)))
+            found = list(conn.execute(q).scalars())
+            if found:
+                n = conn.execute(update(TRIALS).where((TRIALS.c.study_id == study_id) & TRIALS.c.number.in_(found)
                                                       & (TRIALS.c.state == TrialState.RUNNING.value))
                                  .values(state=TrialState.PENDING.value, worker=None)).rowcount
                 conn.execute(update(STUDIES).where(STUDIES.c.id == study_id).values(n_running=STUDIES.c.n_running - n))
-            return numbers
+            return found
         return self._tx("re-queue trials", tx)
 
     def update_trial(self, study_id: int, number: int, **values: Any) -> None:

@@ -27,7 +27,7 @@ def test_tasks_lists_every_bundled_task():
 def test_search_exports_a_config_that_sample_and_evaluate_read(tmp_path):
     export = tmp_path / "best.json"
     out = run("search", "--task", "gmm-inverse", "--target", "1.5", "--searcher", "beam", "--budget-samples", "256",
-              "--n-samples", "32", "--seed", "1", "--json", "--quiet", "--export", str(export))
+              "--n-samples", "32", "--seed", "1", "--json", "--quiet", "--export", str(export), "--executor", "local")
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["samples_spent"] <= 256 and summary["trials"]["complete"] >= 4
@@ -72,7 +72,7 @@ def test_search_writes_an_optuna_study_that_optuna_opens(tmp_path):
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
     out = run("search", "--task", "gmm-inverse", "--target", "0.0", "--searcher", "random", "--budget-samples", "96",
-              "--n-samples", "16", "--quiet", "--optuna-storage", url, "--optuna-study", "demo-study")
+              "--n-samples", "16", "--quiet", "--optuna-storage", url, "--optuna-study", "demo-study", "--executor", "local")
     assert out.returncode == 0, out.stderr
     study = optuna.load_study(study_name="demo-study", storage=url)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -81,7 +81,7 @@ def test_search_writes_an_optuna_study_that_optuna_opens(tmp_path):
 
 def test_search_respects_a_denoiser_pass_budget():
     out = run("search", "--task", "gmm-inverse", "--target", "1.5", "--searcher", "beam", "--budget-passes", "40000",
-              "--n-samples", "16", "--json", "--quiet")
+              "--n-samples", "16", "--json", "--quiet", "--executor", "local")
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["stop_reason"] in ("budget_passes", "finished")
@@ -95,7 +95,7 @@ def test_every_search_is_a_stored_study_that_studies_show_and_export_read(tmp_pa
 
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     args = ("search", "--task", "gmm-inverse", "--target", "1.5", "--searcher", "beam", "--budget-samples", "128",
-            "--n-samples", "16", "--storage", url, "--study", "first", "--json", "--quiet")
+            "--n-samples", "16", "--storage", url, "--study", "first", "--json", "--quiet", "--executor", "local")
     out = run(*args)
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
@@ -141,6 +141,7 @@ def test_a_config_exported_for_one_task_is_refused_on_another(tmp_path):
     (("--storage", "mysql://localhost/x"), "not supported"),
     (("--optuna-storage", "not-a-url"), "--optuna-storage 'not-a-url' is not a database URL"),
     (("--export", "/no/such/dir/best.json"), "--export"),
+    (("--executor", "local", "--ray-address", "127.0.0.1:6379"), "--ray-address needs --executor ray"),
 ])
 def test_search_flags_are_checked_before_sampling(args, message):
     out = run("search", "--task", "gmm-inverse", "--target", "1.5", "--budget-samples", "64", *args, "--quiet")

@@ -9,7 +9,7 @@ import torch
 
 from guidetune.evaluators.errors import UnknownTargetError
 from guidetune.evaluators.evaluate import evaluate
-from guidetune.evaluators.tasks import get_task
+from guidetune.evaluators.tasks import make_task
 from guidetune.guidance import TFGParams
 from guidetune.guidance.presets import tfg
 
@@ -17,7 +17,7 @@ N = 24
 
 
 def test_label_guidance_makes_the_independent_judge_agree():
-    task = get_task("digits-label")
+    task = make_task("digits-label")
     unguided, guided = evaluate(task, "7", [tfg(0, 0, 0), tfg(1.0, 1.0, 0.01)], N, seed=11)
     assert unguided.validity < 0.35                      # about one in ten unguided digits is a 7
     assert guided.validity >= 0.9 and guided.guide_validity >= 0.9
@@ -27,7 +27,7 @@ def test_label_guidance_makes_the_independent_judge_agree():
 
 
 def test_combined_task_scores_each_target_and_both():
-    task = get_task("digits-combined")
+    task = make_task("digits-combined")
     unguided, guided = evaluate(task, "3:0.40", [tfg(0, 0, 0, n_iter=2), tfg(0.5, 0.5, 0.0, n_iter=2)], N, seed=5)
     for r in (unguided, guided):
         assert r.validity <= min(r.extras["label_accuracy"], r.extras["mass_within_tolerance"]) + 1e-9
@@ -39,7 +39,7 @@ def test_combined_task_scores_each_target_and_both():
 
 @pytest.mark.parametrize("target", ["superres", "inpaint"])
 def test_inverse_guidance_fits_the_measurement(target):
-    task = get_task("digits-inverse")
+    task = make_task("digits-inverse")
     unguided, guided = evaluate(task, target, [tfg(0, 0, 0), tfg(0.002, 0.002, 0.0)], 16, seed=2)
     assert guided.extras["residual_rmse"] < 0.5 * unguided.extras["residual_rmse"]
     assert guided.extras["mse_to_truth"] < unguided.extras["mse_to_truth"]
@@ -48,7 +48,7 @@ def test_inverse_guidance_fits_the_measurement(target):
 
 
 def test_fidelity_yardstick_uses_the_models_own_samples_of_the_class():
-    task = get_task("digits-label")
+    task = make_task("digits-label")
     fd, drawn = task.fidelity_yardstick("1", 16, seed=0)
     (all_classes,) = evaluate(task, "1", [TFGParams()], 16, seed=0)
     assert math.isfinite(fd) and drawn >= 16

@@ -10,14 +10,14 @@ import pytest
 from guidetune.evaluators.config_io import export_record, read_config
 from guidetune.evaluators.errors import EvaluatorError, UnknownTargetError, UnknownTaskError
 from guidetune.evaluators.evaluate import evaluate
-from guidetune.evaluators.tasks import get_task
+from guidetune.evaluators.tasks import make_task
 from guidetune.guidance import GuidanceConfigError
 from guidetune.guidance.presets import tfg
 
 
 @pytest.fixture(scope="module")
 def gmm():
-    return get_task("gmm-inverse")
+    return make_task("gmm-inverse")
 
 
 def test_packed_trials_score_exactly_like_separate_ones(gmm):
@@ -41,7 +41,7 @@ def test_a_diverging_config_fails_with_its_reason_and_spares_the_others(gmm):
 
 def test_bad_input_is_rejected_before_sampling(gmm):
     with pytest.raises(UnknownTaskError, match="known tasks"):
-        get_task("cifar-label")
+        make_task("cifar-label")
     with pytest.raises(UnknownTargetError, match="observed values"):
         evaluate(gmm, "banana", [tfg(0.1, 0, 0)], 8)
     with pytest.raises(EvaluatorError, match="share their structural"):

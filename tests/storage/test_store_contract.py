@@ -154,7 +154,7 @@ def test_budgets_change_and_a_budget_stop_reopens(store):
     store.release_study(study.id, ME, StudyState.COMPLETE, "budget_samples")
     grown = store.update_budgets(study.id, _spec(budget_samples=5000))
     assert grown.state is StudyState.QUEUED and grown.spec.budget_samples == 5000
-    with pytest.raises(AlreadyExistsError, match="only the budgets"):
+    with pytest.raises(AlreadyExistsError, match="only the budgets and resources"):
         store.update_budgets(study.id, _spec(searcher="tpe"))
 
 
