@@ -58,5 +58,5 @@ def test_exported_config_reads_back(tmp_path):
     assert json.loads(path.read_text())["metrics"]["kid"] is None
     assert read_config(str(path)) == params
     assert read_config('{"rho": 1.0, "mu": 2.0, "gamma": 0.01, "n_recur": 2, "n_iter": 4}') == params
-    with pytest.raises(GuidanceConfigError, match="JSON file or inline JSON"):
+    with pytest.raises(GuidanceConfigError, match="JSON/YAML file or inline JSON"):
         read_config("{rho: 1}")
