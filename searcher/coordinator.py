@@ -107,7 +107,7 @@ class StudyCoordinator:
                  stop: StopRequest = None,                           # Event or callable: stop on request
                  on_trial: Callable[[Trial], None] | None = None,    # called with every finished trial
                  progress: bool = False,                             # tqdm bar over samples
-                 max_attempts: int = 3,                              # dispatches of a trial whose worker is lost
+                 max_attempts: int = 5,                              # dispatches of a trial whose worker is lost
                  identity: str | None = None) -> None:               # coordinator id (default host:pid)
         if max_pack is not None and max_pack < 1:
             raise SearchError(f"max_pack must be positive, got {max_pack}")

@@ -38,16 +38,26 @@ def main(url: str) -> None:
     service.run("without-ray", executor="local")
     study = service.create_or_continue(spec, "on-cluster")
     killed: dict = {}
+    errors: list[BaseException] = []
 
-    def kill_a_node() -> None:
-        while store.get_study(study.id).n_told < 3:
-            time.sleep(0.05)
-        running = store.trials(study.id, states=[TrialState.RUNNING])
-        cluster.remove_node(workers[0], allow_graceful=False)
-        killed.update(at_told=store.get_study(study.id).n_told, running=[t.number for t in running])
-        cluster.add_node(**NODE)
-    threading.Thread(target=kill_a_node, daemon=True).start()
-    service.run("on-cluster", executor="ray")
+    def run() -> None:
+        try:
+            service.run("on-cluster", executor="ray")
+        except BaseException as exc:  # noqa: BLE001 - reported in the summary
+            errors.append(exc)
+    runner = threading.Thread(target=run)
+    runner.start()
+    # Ray's Cluster adds nodes from the main thread only: the study runs in the thread above
+    deadline = time.monotonic() + 240
+    while store.get_study(study.id).n_told < 3 and runner.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    running = store.trials(study.id, states=[TrialState.RUNNING])
+    cluster.remove_node(workers[0], allow_graceful=False)
+    killed.update(at_told=store.get_study(study.id).n_told, running=[t.number for t in running])
+    cluster.add_node(**NODE)
+    runner.join(timeout=400)
+    if errors:
+        raise errors[0]
 
     def trials(name):
         sid = store.get_study(name).id

@@ -1,11 +1,12 @@
 """Run one stored study in a process of its own, optionally killing that process (SIGKILL) at a chosen
 point: the fault the resume tests inject. Usage:
 
-    python study_runner.py URL STUDY SEARCHER [KILL]
+    python study_runner.py URL STUDY SEARCHER [KILL|-] [EXECUTOR]
 
 KILL is ``propose:K`` (after the K-th batch of proposals is stored PENDING), ``submit:K`` (at the K-th
 group handed to the executor: its trials are RUNNING), ``told:K`` (right after the K-th trial is
-recorded, mid-group) or absent (run to the end)."""
+recorded, mid-group) or absent / ``-`` (run to the end). EXECUTOR is ``local`` (default) or ``ray`` (a local
+Ray, two groups in flight)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,10 @@ OPTIONS = {"beam": {}, "beam-mf": {"min_samples": 8}, "tpe": {"n_startup_trials"
 BUDGET = {"beam": 256, "beam-mf": 256, "tpe": 128, "random": 128}
 
 
-def make_spec(service: StudyService, searcher: str):
+def make_spec(service: StudyService, searcher: str, **resources):
     return service.build_spec(SPEC["task"], SPEC["target"], searcher, n_samples=SPEC["n_samples"],
                               budget_samples=BUDGET[searcher], seed=SPEC["seed"],
-                              searcher_options=OPTIONS[searcher])
+                              searcher_options=OPTIONS[searcher], **resources)
 
 
 def inject_kill(store: StudyStore, kill: str) -> None:
@@ -65,13 +66,14 @@ def inject_kill(store: StudyStore, kill: str) -> None:
         raise SystemExit(f"unknown kill point {kill!r}")
 
 
-def main(url: str, name: str, searcher: str, kill: str | None = None) -> None:
+def main(url: str, name: str, searcher: str, kill: str = "-", executor: str = "local") -> None:
     store = StudyStore(url)
     service = StudyService(store)
-    study = service.create_or_continue(make_spec(service, searcher), name)
-    if kill:
+    resources = dict(max_concurrent=2, num_cpus=0.5) if executor == "ray" else {}
+    study = service.create_or_continue(make_spec(service, searcher, **resources), name)
+    if kill != "-":
         inject_kill(store, kill)
-    service.run(study.name)
+    service.run(study.name, executor=executor)
 
 
 if __name__ == "__main__":

@@ -39,9 +39,10 @@ def test_a_node_killed_mid_study_loses_nothing_and_doubles_nothing():
     finally:
         drop_pg_database(url)
     assert out.returncode == 0, out.stderr[-3000:]
-    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    # Ray's processes print to the same stdout: the summary is the one JSON line
+    summary = json.loads(next(line for line in out.stdout.splitlines() if line.startswith('{"same_trials"')))
     assert summary["killed"]["running"], summary          # a node died with trials in flight
     assert summary["state"] == "complete" and summary["same_trials"], summary
     spent, reference = summary["samples_spent"]
     assert spent == reference <= summary["budget"]
-    assert summary["max_attempt"] == 2 and len(summary["workers"]) >= 2
+    assert summary["max_attempt"] >= 2 and len(summary["workers"]) >= 2   # the lost group ran again elsewhere

@@ -23,8 +23,9 @@ from guidetune.storage import StudyState, StudyStore, TrialState
 RUNNER = Path(__file__).with_name("study_runner.py")
 
 
-def run_runner(url: str, name: str, searcher: str, kill: str | None = None) -> subprocess.CompletedProcess:
-    args = [sys.executable, str(RUNNER), url, name, searcher] + ([kill] if kill else [])
+def run_runner(url: str, name: str, searcher: str, kill: str | None = None,
+               executor: str = "local") -> subprocess.CompletedProcess:
+    args = [sys.executable, str(RUNNER), url, name, searcher, kill or "-", executor]
     return subprocess.run(args, capture_output=True, text=True, timeout=300)
 
 
@@ -44,10 +45,14 @@ def signature(store: StudyStore, name: str):
         [t.result.validity if t.result else None for t in trials]
 
 
-def assert_same_study(store: StudyStore, name: str, ref_name: str) -> None:
+def assert_same_study(store: StudyStore, name: str, ref_name: str, *, same_order: bool = True) -> None:
+    """Same trials, results, spend and best; ``same_order``: told in the same order too (one group in
+    flight at a time; with several, groups finish in any order)."""
     study, trials, validity = signature(store, name)
     ref, ref_trials, ref_validity = signature(store, ref_name)
     assert study.state is StudyState.COMPLETE and study.stop_reason == ref.stop_reason
+    if not same_order:
+        trials, ref_trials = [t[:-1] for t in trials], [t[:-1] for t in ref_trials]
     assert trials == ref_trials
     assert validity == pytest.approx(ref_validity, abs=1e-9)
     assert (study.samples_spent, study.best_number) == (ref.samples_spent, ref.best_number)
@@ -79,6 +84,23 @@ def test_a_study_killed_at_several_points_resumes_to_the_uninterrupted_result(st
     # COMPLETE trials were never re-run; trials left RUNNING were re-queued and run again
     assert complete_before and all(after[n].finished_at == finished for n, finished in complete_before.items())
     assert all(after[n].attempt >= 2 for n in running_when_killed)
+    store.close()
+
+
+@pytest.mark.slow
+def test_a_coordinator_killed_with_groups_in_flight_on_ray_resumes_exactly(tmp_path):
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    store, ref_name = reference(url, "beam")
+    out = run_runner(url, "on-ray", "beam", "told:5", executor="ray")
+    assert out.returncode == -signal.SIGKILL, out.stderr[-2000:]
+    study = store.get_study("on-ray")
+    in_flight = {t.number for t in store.trials(study.id, states=[TrialState.RUNNING])}
+    assert in_flight                                    # groups were out on Ray workers when it died
+    out = run_runner(url, "on-ray", "beam", executor="ray")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert_same_study(store, "on-ray", ref_name, same_order=False)
+    after = {t.number: t for t in store.trials(study.id)}
+    assert all(after[n].attempt == 2 for n in in_flight)   # re-queued once, never counted twice
     store.close()
 
 
