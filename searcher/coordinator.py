@@ -245,29 +245,10 @@ class StudyCoordinator:
             while True:
                 if stopping is None and (_stop_requested(self.stop) or self.store.cancel_requested(self.study_id)):
                     stopping = "requested"
-                if stopping is None:
-                    running = {n for g, _ in self._in_flight.values() for n in g.numbers}
-                    pending = [t for t in self.store.trials(self.study_id, states=[TrialState.PENDING])
-                               if t.number not in running]
-                    if not pending:
-                        pending = self._propose()
-                        if not pending and not self._in_flight:
-                            stopping = "budget_trials" if self._trials_exhausted() else "finished"
-                    groups = self._groups(pending)
-                    if first and groups:
-                        self._check_first(groups, spent, passes)
-                        first = False
-                    for group in groups:
-                        if len(self._in_flight) >= self.executor.capacity:
-                            break
-                        reason, predicted = self._over_budget(group, spent, passes)
-                        if reason is not None:
-                            stopping = reason
-                            break
-                        worker = self.executor.worker_for(group)
-                        self.store.start_trials(self.study_id, self.identity, group.numbers, worker=worker)
-                        self._in_flight[group.numbers[0]] = (group, predicted)
-                        self.executor.submit(group)
+                while stopping is None and len(self._in_flight) < self.executor.capacity:
+                    stopping, dispatched, first = self._fill(spent, passes, first)
+                    if not dispatched:
+                        break
                 if not self._in_flight:
                     return stopping or "finished"
                 for outcome in self.executor.wait():
@@ -281,6 +262,34 @@ class StudyCoordinator:
         finally:
             if bar is not None:
                 bar.close()
+
+    def _fill(self, spent: int, passes: float, first: bool) -> tuple[str | None, int, bool]:
+        """Dispatch stored PENDING groups (asking the searcher for more when there are none) while slots
+        are free; returns (why the study must stop, or None; groups dispatched; still before the first)."""
+        running = {n for g, _ in self._in_flight.values() for n in g.numbers}
+        pending = [t for t in self.store.trials(self.study_id, states=[TrialState.PENDING]) if t.number not in running]
+        stopping = None
+        if not pending:
+            pending = self._propose()
+            if not pending and not self._in_flight:
+                stopping = "budget_trials" if self._trials_exhausted() else "finished"
+        groups = self._groups(pending)
+        if first and groups:
+            self._check_first(groups, spent, passes)
+            first = False
+        dispatched = 0
+        for group in groups:
+            if len(self._in_flight) >= self.executor.capacity:
+                break
+            reason, predicted = self._over_budget(group, spent, passes)
+            if reason is not None:
+                return reason, dispatched, first
+            worker = self.executor.worker_for(group)
+            self.store.start_trials(self.study_id, self.identity, group.numbers, worker=worker)
+            self._in_flight[group.numbers[0]] = (group, predicted)
+            self.executor.submit(group)
+            dispatched += 1
+        return stopping, dispatched, first
 
     def _trials_exhausted(self) -> bool:
         return self.budget.trials is not None and self._n_trials() >= self.budget.trials
