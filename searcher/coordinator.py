@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence, Union
 
@@ -30,6 +31,7 @@ from .executors import Executor, InProcessExecutor, TrialGroup, check_outcome
 from .space import SearchSpace
 
 StopRequest = Union[threading.Event, Callable[[], bool], None]
+CANCEL_POLL_SECONDS = 1.0   # how often a running study reads its cancel flag
 
 
 class PassesPerSample(Protocol):
@@ -122,6 +124,9 @@ class StudyCoordinator:
         self.identity = identity or coordinator_id()
         self.study_seed = store.get_study(study_id).spec.seed
         self._in_flight: dict[int, tuple[TrialGroup, float]] = {}   # first number -> (group, predicted passes)
+        self._pending: list[Trial] = []                               # stored PENDING trials, not dispatched
+        self._running: dict[int, Trial] = {}                          # stored RUNNING trials by number
+        self._cancel_checked = 0.0                                    # when the store's cancel flag was read
         self._told: list[Trial] = []                                  # finished trials in the order of tells
         self._next_number = 0                                         # the number the next proposal gets
 
@@ -134,6 +139,7 @@ class StudyCoordinator:
         self.searcher.replay(told)
         self._told = told
         pending = self.store.trials(self.study_id, states=[TrialState.PENDING])
+        self._pending = list(pending)
         self.searcher.restore_pending([Proposal(t.params, t.n_samples, t.tags, seed_offset=t.seed - self.study_seed)
                                        for t in pending])
 
@@ -243,7 +249,7 @@ class StudyCoordinator:
         stopping: str | None = None
         try:
             while True:
-                if stopping is None and (_stop_requested(self.stop) or self.store.cancel_requested(self.study_id)):
+                if stopping is None and (_stop_requested(self.stop) or self._cancelled()):
                     stopping = "requested"
                 while stopping is None and len(self._in_flight) < self.executor.capacity:
                     stopping, dispatched, first = self._fill(spent, passes, first)
@@ -266,14 +272,12 @@ class StudyCoordinator:
     def _fill(self, spent: int, passes: float, first: bool) -> tuple[str | None, int, bool]:
         """Dispatch stored PENDING groups (asking the searcher for more when there are none) while slots
         are free; returns (why the study must stop, or None; groups dispatched; still before the first)."""
-        running = {n for g, _ in self._in_flight.values() for n in g.numbers}
-        pending = [t for t in self.store.trials(self.study_id, states=[TrialState.PENDING]) if t.number not in running]
         stopping = None
-        if not pending:
-            pending = self._propose()
-            if not pending and not self._in_flight:
+        if not self._pending:
+            self._pending = self._propose()
+            if not self._pending and not self._in_flight:
                 stopping = "budget_trials" if self._trials_exhausted() else "finished"
-        groups = self._groups(pending)
+        groups = self._groups(self._pending)
         if first and groups:
             self._check_first(groups, spent, passes)
             first = False
@@ -285,11 +289,21 @@ class StudyCoordinator:
             if reason is not None:
                 return reason, dispatched, first
             worker = self.executor.worker_for(group)
-            self.store.start_trials(self.study_id, self.identity, group.numbers, worker=worker)
+            for t in self.store.start_trials(self.study_id, self.identity, group.numbers, worker=worker):
+                self._running[t.number] = t
+            self._pending = [t for t in self._pending if t.number not in group.numbers]
             self._in_flight[group.numbers[0]] = (group, predicted)
             self.executor.submit(group)
             dispatched += 1
         return stopping, dispatched, first
+
+    def _cancelled(self) -> bool:
+        """The store's cancel flag, read at most once a second (another process sets it)."""
+        now = time.monotonic()
+        if now - self._cancel_checked < CANCEL_POLL_SECONDS:
+            return False
+        self._cancel_checked = now
+        return self.store.cancel_requested(self.study_id)
 
     def _trials_exhausted(self) -> bool:
         return self.budget.trials is not None and self._n_trials() >= self.budget.trials
@@ -298,12 +312,14 @@ class StudyCoordinator:
         """Finish the group's trials: tell the searcher, then store each with the study's best. A lost
         worker's trials are re-queued instead, until they have been dispatched ``max_attempts`` times."""
         results = check_outcome(outcome)
-        running = self.store.trials(self.study_id, numbers=outcome.group.numbers)
+        running = [self._running.pop(n) for n in outcome.group.numbers]
         if outcome.retry:
-            again = [t.number for t in running if t.attempt < self.max_attempts]
+            again = [t for t in running if t.attempt < self.max_attempts]
             if again:
-                self.store.requeue_running(self.study_id, self.identity, again)
-            running = [t for t in running if t.number not in again]
+                self.store.requeue_running(self.study_id, self.identity, [t.number for t in again])
+                self._pending = sorted(self._pending + [t.transition(TrialState.PENDING, worker=None) for t in again],
+                                       key=lambda t: t.number)
+            running = [t for t in running if t not in again]
         finished = []
         for trial in running:
             if results is not None:
