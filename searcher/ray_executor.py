@@ -52,8 +52,12 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None, num_
         return address
     for key, value in LOOPBACK_ENV.items():
         os.environ.setdefault(key, value)
-    ray.init(num_cpus=num_cpus, num_gpus=num_gpus, object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False,
-             log_to_driver=False, logging_level="warning")
+    try:
+        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False,
+                 log_to_driver=False, logging_level="warning")
+    except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
+        raise SearchError(f"could not start a local Ray ({_first_line(exc)}); run with --executor local to search "
+                          "without Ray, or give --ray-address of a running cluster") from None
     return "local"
 
 

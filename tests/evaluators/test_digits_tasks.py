@@ -53,3 +53,15 @@ def test_fidelity_yardstick_uses_the_models_own_samples_of_the_class():
     (all_classes,) = evaluate(task, "1", [TFGParams()], 16, seed=0)
     assert math.isfinite(fd) and drawn >= 16
     assert fd < 0.5 * all_classes.fidelity_fd   # judge-filtered class-1 samples are far closer to real 1s
+
+
+def test_tasks_are_built_by_value_for_a_device():
+    a, b = make_task("digits-label"), make_task("digits-label", "cpu")
+    assert a is not b and a.models is not None and a.device == b.device == torch.device("cpu")
+    assert next(a.model.parameters()).device == torch.device("cpu")
+    gmm = make_task("gmm-inverse").to("cpu")
+    assert gmm.mixture.means.device == torch.device("cpu")
+    # a task moved to a device samples there: the same seeds give the same samples on the same device
+    x1 = a.unguided_samples(4, seed=5)
+    x2 = b.unguided_samples(4, seed=5)
+    assert x1.device == torch.device("cpu") and torch.equal(x1, x2)
