@@ -205,7 +205,7 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def _cmd_db(args: argparse.Namespace) -> int:
-    from guidetune.storage.engine import safe_url, check_url, current_revision, make_engine, resolve_url, safe_url, upgrade
+    from guidetune.storage.engine import check_url, current_revision, make_engine, resolve_url, safe_url, upgrade
     from guidetune.storage.schema import SCHEMA_REVISION
 
     url = resolve_url(args.storage)

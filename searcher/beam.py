@@ -24,11 +24,12 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
+from guidetune.storage.records import Trial, TrialState
+
 from .base import Proposal, Searcher
 from .errors import SearchError
 from .objective import Objective
 from .space import Categorical, SearchSpace
-from guidetune.storage.records import Trial, TrialState
 
 
 class BeamSearcher(Searcher):

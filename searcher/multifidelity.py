@@ -21,12 +21,13 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Sequence
 
+from guidetune.storage.records import Trial, TrialState
+
 from .base import Proposal, Searcher
 from .beam import BeamSearcher
 from .errors import SearchError
 from .objective import Objective
 from .space import SearchSpace
-from guidetune.storage.records import Trial, TrialState
 
 FINAL_SEED_OFFSET = 1_000_003  # held-out seeds for the final re-evaluation
 MIN_LEVEL_SAMPLES = 16         # a default first level never goes below this (an accuracy in 1/16 steps)

@@ -9,10 +9,11 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState as OptunaState
 
+from guidetune.storage.records import Trial, TrialState
+
 from .objective import Objective
 from .optuna_searchers import quiet_optuna
 from .space import LogFloat, PowerOfTwoInt, SearchSpace
-from guidetune.storage.records import Trial, TrialState
 
 
 def _display_distribution(p):

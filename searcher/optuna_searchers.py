@@ -29,11 +29,12 @@ from optuna.distributions import (BaseDistribution, CategoricalDistribution, Flo
                                   IntDistribution)
 from optuna.trial import TrialState as OptunaState
 
+from guidetune.storage.records import Trial, TrialState
+
 from .base import Proposal, Searcher
 from .errors import MissingDependencyError, SearchError
 from .objective import Objective
 from .space import Categorical, LogFloat, PowerOfTwoInt, SearchSpace
-from guidetune.storage.records import Trial, TrialState
 
 SYSTEM_ATTRS_TAG = "optuna_system_attrs"
 

@@ -7,11 +7,10 @@ import pytest
 
 from synthetic_evaluator import SyntheticEvaluator
 
-from guidetune.evaluators.records import TrialResult
 from guidetune.guidance.params import TFGParams
 from guidetune.storage.records import TrialState
 from guidetune.searcher import (BudgetTooSmallError, MaximizeValidity, SearchError,
-                                default_tfg_space, make_searcher, reference_tfg_space, run_study,
+                                default_tfg_space, make_searcher, run_study,
                                 tfg_denoiser_passes)
 
 

@@ -4,7 +4,6 @@ processes on one store, a database outage mid-study, budgets as hard caps."""
 from __future__ import annotations
 
 import math
-import os
 import signal
 import socket
 import subprocess

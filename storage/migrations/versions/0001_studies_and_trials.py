@@ -71,7 +71,7 @@ def upgrade() -> None:
     op.create_index("ix_trials_tell", "trials", ["study_id", "tell_seq"])
     # A finished trial is immutable in the database itself, whoever writes to it.
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"""
+        op.execute("""
             CREATE FUNCTION guidetune_refuse_finished_trial_update() RETURNS trigger AS $$
             BEGIN
                 RAISE EXCEPTION 'guidetune: trial % of study % is finished (%) and can no longer change',
