@@ -264,7 +264,7 @@ class StudyCoordinator:
                         passes += _passes_of(t)
                         if bar is not None:
                             bar.update(t.n_samples)
-                            bar.set_postfix(best=f"{self._best_score():.4g}", trials=t.number + 1)
+                            bar.set_postfix(best=f"{self._best_score():.4g}", trials=len(self._told))
         finally:
             if bar is not None:
                 bar.close()
