@@ -131,7 +131,6 @@ class RayExecutor:
             raise SearchError(f"the study asks for {num_cpus:g} CPUs per trial group but the Ray cluster has "
                               f"{total.get('CPU', 0.0):g}; lower --num-cpus")
         self.capacity = capacity
-        self.worker = "ray"
         self._args = (task, target, task_sha256)
         self._actor_cls = ray.remote(worker_class).options(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=0,
                                                            max_task_retries=0)

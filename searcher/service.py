@@ -203,12 +203,13 @@ class StudyService:
             raise SearchError(f"searcher {spec.searcher!r} does not take the options {spec.searcher_options}: "
                               f"{exc}") from None
 
-    def executor(self, spec: StudySpec, kind: str = "local", *, ray_address: str | None = None) -> Executor:
+    def executor(self, spec: StudySpec, kind: str = "local", *, ray_address: str | None = None,
+                 task: Task | None = None) -> Executor:
         """``local``: groups run in this process, one at a time; ``ray``: on Ray actors (a local Ray is
         started unless ``ray_address`` / ``GUIDETUNE_RAY_ADDRESS`` names a cluster). Resources are
         checked here, before the study runs."""
         if kind == "local":
-            return InProcessExecutor(TaskEvaluator(load_task(spec), spec.target))
+            return InProcessExecutor(TaskEvaluator(task or load_task(spec), spec.target))
         if kind == "ray":
             from .ray_executor import RayExecutor, connect_ray
 
@@ -226,17 +227,17 @@ class StudyService:
         space = SearchSpace.from_dict(spec.space)
         if study.state in (StudyState.COMPLETE, StudyState.CANCELLED):
             return outcome_of(self.store, study.id, space)
+        task = load_task(spec)   # here for the cost model, objective and yardstick; once
         if isinstance(executor, str):
-            executor = self.executor(spec, executor, ray_address=ray_address)
+            executor = self.executor(spec, executor, ray_address=ray_address, task=task)
         try:
-            return self._run(study, executor, progress=progress, stop=stop, max_pack=max_pack)
+            return self._run(study, executor, task, progress=progress, stop=stop, max_pack=max_pack)
         finally:
             executor.close()
 
-    def _run(self, study: StudyRecord, executor: Executor, *, progress: bool, stop: StopRequest,
+    def _run(self, study: StudyRecord, executor: Executor, task: Task, *, progress: bool, stop: StopRequest,
              max_pack: int | None) -> StudyOutcome:
         spec = study.spec
-        task = load_task(spec)
         evaluator = TaskEvaluator(task, spec.target)
         study = self.store.claim_study(study.id, coordinator_id())
         if spec.objective != "validity":

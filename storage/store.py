@@ -403,12 +403,6 @@ class StudyStore:
             curve.append((spent, best))
         return curve
 
-    def in_flight_samples(self, study_id: int) -> int:
-        """Samples of RUNNING trials: reserved against the budget until they are told."""
-        q = select(func.coalesce(func.sum(TRIALS.c.n_samples), 0)).where(
-            (TRIALS.c.study_id == study_id) & (TRIALS.c.state == TrialState.RUNNING.value))
-        return int(self._read("read trials", lambda c: c.execute(q).scalar()))
-
     # ---- helpers ----------------------------------------------------------------------------
     def _lease(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.lease_seconds)
