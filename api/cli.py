@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 EXIT_USAGE = 2
+EXIT_INFEASIBLE = 3   # the search finished, but no trial met the fidelity constraint
 
 
 # ---- library commands ------------------------------------------------------------------------------
@@ -131,12 +133,17 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
         export_to_optuna(outcome.trials, args.optuna_storage, args.optuna_study or study.name,
                          service.objective(study.name), space=outcome.space)
+    summary["notices"] = status["notices"]
     if args.json:
         print(json.dumps(json_safe(summary), indent=2))
     elif record:
         m = record["metrics"]
         print(f"best {record['params']}\n  validity {m.get('validity')}  fidelity_fd {m.get('fidelity_fd')}  "
               f"after {outcome.samples_spent} samples ({outcome.stop_reason}); study {study.name!r}")
+    for note in status["notices"]:
+        print(f"guidetune search: note: {note}", file=sys.stderr)
+    if status["feasible"] is False:
+        return EXIT_INFEASIBLE
     return 0 if record else 1
 
 
@@ -165,23 +172,34 @@ def _cmd_study_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status, indent=2, default=str))
         return 0
-    for key in ("name", "state", "stop_reason", "task", "target", "searcher", "objective", "trials", "budget", "spent"):
-        print(f"{key:>12}: {status[key]}")
-    best = status["best"]
-    print(f"{'best':>12}: " + ("none yet" if best is None else
-                               f"trial {best['number']} score {best['score']} params {best['params']}"))
+    _print_status(status)
     for t in status.get("trial_list", []):
         print(f"  #{t['number']:<5} {t['state']:<9} n={t['n_samples']:<4} score={t['score']} {t['params']}"
               + (f"  ({t['fail_reason']})" if t["fail_reason"] else ""))
     return 0
 
 
+def _print_status(status: dict) -> None:
+    for key in ("name", "state", "stop_reason", "task", "target", "searcher", "objective", "judge", "trials",
+                "budget", "spent"):
+        print(f"{key:>12}: {status[key]}")
+    best = status["best"]
+    print(f"{'best':>12}: " + ("none yet" if best is None else
+                               f"trial {best['number']} score {best['score']} params {best['params']}"))
+    for note in status["notices"]:
+        print(f"{'note':>12}: {note}")
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from guidetune.searcher.service import python_snippet
 
-    service = _service(args)
-    record = service.export(args.name)
-    record["python"] = python_snippet(record)
+    if args.server or os.environ.get("GUIDETUNE_SERVER"):
+        with _client(args) as client:
+            answer = client.export(_study_id(args.name), "json")
+        record = answer["config"] | {"python": answer["python"]}
+    else:
+        record = _service(args).export(args.name)
+        record["python"] = python_snippet(record)
     if args.format == "yaml":
         import yaml
 
@@ -202,6 +220,120 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     print(f"study {study.name!r}: {study.state.value}" + (" (stops after its running trials)"
                                                           if study.state.value == "running" else ""))
     return 0
+
+
+# ---- the service: server, tokens and the HTTP client ----------------------------------------------------
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from guidetune.api.server import Settings, create_app
+    from guidetune.storage.engine import check_url, resolve_url
+
+    if args.executor == "local" and args.ray_address:
+        raise ValueError("--ray-address needs --executor ray (the default); drop one of them")
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port must be in 1–65535, got {args.port}")
+    if args.max_studies < 1:
+        raise ValueError(f"--max-studies must be at least 1, got {args.max_studies}")
+    check_url(resolve_url(args.storage))
+    app = create_app(Settings(storage=args.storage, executor=args.executor, ray_address=args.ray_address,
+                              max_studies=args.max_studies))
+    print(f"guidetune serving on http://{args.host}:{args.port} (dashboard at /, API docs at /docs); "
+          "Ctrl-C pauses running studies, which continue when it starts again", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _cmd_token(args: argparse.Namespace) -> int:
+    from guidetune.api.server import create_token
+    from guidetune.storage.store import StudyStore
+
+    print(create_token(StudyStore(args.storage), args.owner))
+    print(f"a new API token for owner {args.owner!r}, shown only now; use it as GUIDETUNE_TOKEN or "
+          "'Authorization: Bearer TOKEN'", file=sys.stderr)
+    return 0
+
+
+def _client(args: argparse.Namespace):
+    from guidetune.api.client import Client
+
+    return Client(args.server, args.token)
+
+
+def _study_id(text: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"a study id on the server is a number (see `guidetune status`), got {text!r}")
+    return int(text)
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    metadata = json.loads(args.metadata) if args.metadata else {}
+    if not isinstance(metadata, dict):
+        raise ValueError("--metadata must be a JSON object, e.g. '{\"num_classes\": 10}'")
+    if args.predictor and not args.kind:
+        raise ValueError("--predictor needs --kind (classifier | regressor | log-likelihood)")
+    if (args.kind or args.judge or args.metadata) and not args.predictor:
+        raise ValueError("--kind, --judge and --metadata describe an uploaded --predictor; give --predictor FILE")
+    if not args.predictor and not args.task:
+        raise ValueError("give --task (a bundled task such as digits-label) or --predictor FILE with --kind")
+    if args.predictor and args.task:
+        raise ValueError("give either --task (a bundled task) or --predictor FILE (your own), not both")
+    for path in (args.predictor, args.judge):
+        if path and not Path(path).is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+    spec = {"target": args.target, "searcher": args.searcher, "objective": args.objective,
+            "max_fd_ratio": args.max_fd_ratio, "n_samples": args.n_samples, "seed": args.seed,
+            "num_gpus": args.num_gpus, "max_concurrent": args.max_concurrent}
+    for key in ("budget_samples", "budget_passes", "name"):
+        if getattr(args, key) is not None:
+            spec[key] = getattr(args, key)
+    with _client(args) as client:
+        if args.predictor:
+            meta = {"kind": args.kind, "model": args.model} | metadata
+            spec |= {"model": args.model, "predictor_id": client.upload_predictor(args.predictor, **meta)["id"]}
+            if args.judge:
+                spec["judge_id"] = client.upload_predictor(args.judge, **meta)["id"]
+        else:
+            spec["task"] = args.task
+        study = client.create_study(idempotency_key=args.idempotency_key, **spec)
+    print(study["id"])
+    print(f"study {study['id']} ({study['name']}): {study['state']}; follow it with `guidetune status {study['id']} "
+          "--watch`", file=sys.stderr)
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        if args.study is None:
+            for s in client.studies():
+                best = s["best"]["score"] if s["best"] else None
+                print(f"{s['id']:>5}  {s['name']:<56} {s['state']:<9} {s['spent']['samples']:>7} samples  best {best}")
+            return 0
+        study_id = _study_id(args.study)
+        if not args.watch:
+            status = client.status(study_id)
+            print(json.dumps(status, indent=2)) if args.json else _print_status(status)
+            return 0
+        status = _watch(client, study_id, args.interval)
+        _print_status(status)
+        return 0 if status["state"] == "complete" else 1
+
+
+def _watch(client, study_id: int, interval: float) -> dict:
+    """A live progress bar over samples spent; its "best" is the status's best score."""
+    from tqdm.auto import tqdm
+
+    bar = None
+    for status in client.watch(study_id, interval):
+        total = status["budget"]["samples"]
+        if bar is None:
+            bar = tqdm(total=total, unit="sample", desc=f"study {study_id}", file=sys.stderr)
+        bar.n = status["spent"]["samples"]
+        best = status["best"]["score"] if status["best"] else None
+        bar.set_postfix_str(f"{status['state']}, best={best}, trials={status['trials']['complete']}", refresh=False)
+        bar.refresh()
+    bar.close()
+    return status
 
 
 def _cmd_db(args: argparse.Namespace) -> int:
@@ -254,6 +386,11 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+
+
+def _add_client(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", help="the guidetune server (default $GUIDETUNE_SERVER, else http://127.0.0.1:8321)")
+    p.add_argument("--token", help="API token (default $GUIDETUNE_TOKEN; `guidetune token create --owner NAME`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -319,8 +456,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=_cmd_study_show)
     exp = sub.add_parser("export", help="write a study's best configuration (what `sample --config` reads)")
-    exp.add_argument("name")
+    exp.add_argument("name", help="the study's name in the store, or its id on --server")
     _add_storage(exp)
+    exp.add_argument("--server", help="export through this guidetune server instead of the store (default "
+                     "$GUIDETUNE_SERVER when set)")
+    exp.add_argument("--token", help="API token for --server (default $GUIDETUNE_TOKEN)")
     exp.add_argument("--format", choices=("json", "yaml"), default="json")
     exp.add_argument("--out", help="file to write (default: standard output)")
     exp.set_defaults(func=_cmd_export)
@@ -328,6 +468,48 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("name")
     _add_storage(cancel)
     cancel.set_defaults(func=_cmd_cancel)
+    srv = sub.add_parser("serve", help="run the HTTP API, the dashboard and the study runner")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    srv.add_argument("--port", type=int, default=8321)
+    _add_storage(srv)
+    srv.add_argument("--executor", choices=("ray", "local"), default="ray", help="where trials run (default: Ray)")
+    srv.add_argument("--ray-address", help="join this Ray cluster (default $GUIDETUNE_RAY_ADDRESS, else a local Ray)")
+    srv.add_argument("--max-studies", type=int, default=2, help="studies this server runs at once")
+    srv.set_defaults(func=_cmd_serve)
+    tok = sub.add_parser("token", help="API tokens")
+    tok_sub = tok.add_subparsers(dest="token_command", required=True, parser_class=_Parser)
+    create = tok_sub.add_parser("create", help="print a new token for an owner (stored hashed)")
+    create.add_argument("--owner", required=True, help="who the token acts for: it sees only its own studies")
+    _add_storage(create)
+    create.set_defaults(func=_cmd_token)
+    sb = sub.add_parser("submit", help="submit a study to a guidetune server (uploads --predictor first)")
+    _add_client(sb)
+    sb.add_argument("--task", help="a bundled task (e.g. digits-label); or give --predictor")
+    sb.add_argument("--predictor", help="your TorchScript predictor file (needs --kind)")
+    sb.add_argument("--kind", choices=("classifier", "regressor", "log-likelihood"), help="what --predictor outputs")
+    sb.add_argument("--model", default="digits", help="the diffusion model it guides: 'digits' or an uploaded model id")
+    sb.add_argument("--judge", help="an independent TorchScript judge of the same kind (else validity is the guide's own)")
+    sb.add_argument("--metadata", help="more predictor metadata as JSON, e.g. '{\"num_classes\": 10}'")
+    sb.add_argument("--target", required=True)
+    sb.add_argument("--searcher", default="beam-mf")
+    sb.add_argument("--objective", choices=("validity", "constrained", "pareto"), default="validity")
+    sb.add_argument("--max-fd-ratio", type=float, default=1.5)
+    sb.add_argument("--n-samples", type=int, default=32)
+    sb.add_argument("--budget-samples", type=int)
+    sb.add_argument("--budget-passes", type=float)
+    sb.add_argument("--num-gpus", type=float, default=0.0)
+    sb.add_argument("--max-concurrent", type=int, default=1)
+    sb.add_argument("--seed", type=int, default=0)
+    sb.add_argument("--name", help="study name (default: derived from the spec)")
+    sb.add_argument("--idempotency-key", help="a retried submit with the same key returns the same study")
+    sb.set_defaults(func=_cmd_submit)
+    st = sub.add_parser("status", help="a study's progress on a guidetune server (no id: list them)")
+    _add_client(st)
+    st.add_argument("study", nargs="?", help="the study id")
+    st.add_argument("--watch", action="store_true", help="follow it with a live progress bar until it finishes")
+    st.add_argument("--interval", type=float, default=1.0, help="seconds between polls with --watch")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=_cmd_status)
     db = sub.add_parser("db", help="the study store's schema")
     db_sub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
     for name, text in (("upgrade", "migrate the store to this guidetune's schema (Alembic)"),
@@ -344,12 +526,17 @@ def main(argv: list[str] | None = None) -> int:
     from guidetune.searcher.errors import SearchError
     from guidetune.storage.errors import StorageError
 
+    from guidetune.api.client import ApiError
+
     args = build_parser().parse_args(argv)
-    command = args.command + (f" {getattr(args, 'study_command', '') or getattr(args, 'db_command', '')}"
-                              if args.command in ("study", "db") else "")
+    command = args.command + (f" {getattr(args, 'study_command', '') or getattr(args, 'db_command', '') or getattr(args, 'token_command', '')}"
+                              if args.command in ("study", "db", "token") else "")
     try:
         return args.func(args)
-    except (EvaluatorError, GuidanceError, SearchError, StorageError, FileNotFoundError) as exc:
+    except ApiError as exc:
+        print(f"guidetune {command.strip()}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if 400 <= exc.status < 500 else 1
+    except (EvaluatorError, GuidanceError, SearchError, StorageError, FileNotFoundError, ValueError) as exc:
         print(f"guidetune {command.strip()}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -13,7 +13,9 @@ Spec format (JSON)::
       "name": "my-digits",                      # optional; default: the spec file's stem
       "description": "…",                       # optional
       "model": "model.pt",                      # TorchScript file, called model(x, t) with x (B, *shape)
-                                                #   float32 and t a LongTensor (B,) of training steps
+                                                #   float32 and t a LongTensor (B,) of training steps;
+                                                #   or "bundled:digits", the bundled digits DDPM (shape
+                                                #   [1, 8, 8], model space pixels / 8 − 1, clip_x0 1.0)
       "alphas_cumprod": "alphas.npy",           # optional .pt (a tensor) or .npy file of ᾱ (1-D, in (0, 1],
                                                 #   non-increasing); omitted: the model's `alphas_cumprod`
                                                 #   attribute (a buffer of the scripted module)
@@ -24,7 +26,8 @@ Spec format (JSON)::
       "eta": 1.0,                               # optional DDIM η (default 1.0)
       "predictor": {"path": "guide.pt", "kind": "logits"},
       "judge": {"path": "judge.pt", "kind": "logits"},   # optional, see below
-      "reference": "reference.npz",             # optional .npz holding an array `x` of shape (N, *shape)
+      "reference": "reference.npz",             # optional .npz holding an array `x` of shape (N, *shape);
+                                                #   or "bundled:digits", the 300 held-out digits
       "targets": ["0", "3", "7"],               # the targets offered
       "validity_range": [0.0, 1.0],             # optional: typical worst and best validity
       "strength_scale": 1.0                     # optional: scales the searched ρ̄, μ̄ range
@@ -78,6 +81,7 @@ PREDICTIONS = ("epsilon", "x0", "v")
 PREDICTOR_KINDS = ("logits", "scalar", "log_likelihood")
 PROBE_BATCH = 4
 REFERENCE_CHUNK = 256
+BUNDLED = {"bundled:digits": (1, 8, 8)}   # bundled diffusion models a spec can name instead of a file
 _SPEC_KEYS = {
     "name", "description", "model", "alphas_cumprod", "prediction", "shape", "clip_x0", "steps", "eta",
     "predictor", "judge", "reference", "targets", "tolerance", "validity_range", "strength_scale",
@@ -336,7 +340,21 @@ class _ScriptedEpsilon(nn.Module):
         return self.net(x, t)
 
 
+def _bundled_model(spec: FileTaskSpec, device: torch.device | str = "cpu") -> nn.Module:
+    """The bundled model a spec names (``bundled:digits``); its shape must be the model's."""
+    if spec.model not in BUNDLED:
+        raise TaskFileError(f"unknown bundled model {spec.model!r}; bundled models: {sorted(BUNDLED)}")
+    if spec.shape != BUNDLED[spec.model]:
+        raise TaskFileError(f"{spec.model} draws samples of shape {list(BUNDLED[spec.model])}, but the spec says "
+                            f"'shape' {list(spec.shape)}; set 'shape' to {list(BUNDLED[spec.model])}")
+    from .bundled import load_bundled_models
+
+    return load_bundled_models(device).diffusion
+
+
 def _check_model(spec: FileTaskSpec) -> nn.Module:
+    if spec.model.startswith("bundled:"):
+        return _bundled_model(spec)
     if spec.prediction not in PREDICTIONS:
         raise TaskFileError(f"unknown prediction kind {spec.prediction!r} in the task spec; use one of {list(PREDICTIONS)} "
                             "(what the model outputs: the noise ε, the clean sample x0, or v)")
@@ -527,6 +545,12 @@ def _has_method(module: torch.jit.ScriptModule, name: str) -> bool:
 def _load_reference(spec: FileTaskSpec) -> torch.Tensor | None:
     if spec.reference is None:
         return None
+    if spec.reference == "bundled:digits":
+        if spec.shape != BUNDLED["bundled:digits"]:
+            raise TaskFileError(f"reference bundled:digits holds (1, 8, 8) digits, but the spec says 'shape' {list(spec.shape)}")
+        from .digits_data import load_digit_splits
+
+        return load_digit_splits().heldout.x.float()
     path = _existing(spec, spec.reference, "reference")
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -570,7 +594,8 @@ class FileTask(Task):
         self.shape = spec.shape
         self.steps = spec.steps
         self.eta = spec.eta
-        self.clip_x0 = spec.clip_x0
+        # the bundled digits model lives in [−1, 1]: clamp x0 there unless the spec says otherwise
+        self.clip_x0 = 1.0 if spec.clip_x0 is None and spec.model in BUNDLED else spec.clip_x0
         self.strength_scale = spec.strength_scale
         self._model = _check_model(spec)
         self.predictor = _Predictor(spec, spec.predictor, "predictor")
@@ -595,7 +620,8 @@ class FileTask(Task):
 
     def _move(self, device: torch.device) -> None:
         """The scripted model, predictor and judge go to ``device`` (they were checked on the CPU)."""
-        self._model = self._model.to(device)
+        # a bundled model is shared per device (frozen, cached): take that device's copy, never move it
+        self._model = _bundled_model(self.spec, device) if self.spec.model in BUNDLED else self._model.to(device)
         self.predictor.module = self.predictor.module.to(device)
         if self.judge is not self.predictor:
             self.judge.module = self.judge.module.to(device)

@@ -31,6 +31,7 @@ from .executors import Executor, InProcessExecutor, TrialGroup, check_outcome
 from .space import SearchSpace
 
 StopRequest = Union[threading.Event, Callable[[], bool], None]
+PAUSED = "paused"   # a run stopped by ``pause``: the study goes back to QUEUED, to be resumed
 CANCEL_POLL_SECONDS = 1.0   # how often a running study reads its cancel flag
 
 
@@ -107,6 +108,7 @@ class StudyCoordinator:
                  passes_per_sample: PassesPerSample | None = None,   # cost model for budget.passes
                  max_pack: int | None = None,                        # most configs in one evaluate call
                  stop: StopRequest = None,                           # Event or callable: stop on request
+                 pause: StopRequest = None,                          # the same, leaving the study QUEUED
                  on_trial: Callable[[Trial], None] | None = None,    # called with every finished trial
                  progress: bool = False,                             # tqdm bar over samples
                  max_attempts: int = 5,                              # dispatches of a trial whose worker is lost
@@ -119,7 +121,7 @@ class StudyCoordinator:
         self.store, self.study_id, self.searcher, self.executor = store, study_id, searcher, executor
         self.space = searcher.space
         self.budget, self.cost_model, self.max_pack = budget, passes_per_sample, max_pack
-        self.stop, self.on_trial, self.progress = stop, on_trial, progress
+        self.stop, self.pause, self.on_trial, self.progress = stop, pause, on_trial, progress
         self.max_attempts = max_attempts
         self.identity = identity or coordinator_id()
         self.study_seed = store.get_study(study_id).spec.seed
@@ -227,6 +229,9 @@ class StudyCoordinator:
         except BaseException as exc:
             self._release(StudyState.FAILED, f"{type(exc).__name__}: {exc}")
             raise
+        if reason == PAUSED:
+            self._release(StudyState.QUEUED, "paused: the service stopped; it resumes when the service starts again")
+            return outcome_of(self.store, self.study_id, self.space)
         state = StudyState.CANCELLED if reason == "requested" else StudyState.COMPLETE
         self._release(state, reason)
         return outcome_of(self.store, self.study_id, self.space)
@@ -251,6 +256,8 @@ class StudyCoordinator:
             while True:
                 if stopping is None and (_stop_requested(self.stop) or self._cancelled()):
                     stopping = "requested"
+                if stopping is None and _stop_requested(self.pause):
+                    stopping = PAUSED
                 while stopping is None and len(self._in_flight) < self.executor.capacity:
                     stopping, dispatched, first = self._fill(spent, passes, first)
                     if not dispatched:

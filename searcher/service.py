@@ -219,9 +219,11 @@ class StudyService:
         raise SearchError(f"unknown executor {kind!r} (--executor); choose 'ray' or 'local'")
 
     def run(self, key: int | str, *, executor: Executor | str = "local", ray_address: str | None = None,
-            progress: bool = False, stop: StopRequest = None, max_pack: int | None = None) -> StudyOutcome:
+            progress: bool = False, stop: StopRequest = None, pause: StopRequest = None,
+            max_pack: int | None = None) -> StudyOutcome:
         """Run a queued study, or resume one a dead coordinator left; a finished study is returned as is.
-        ``executor``: an Executor, or ``local`` / ``ray`` (see ``executor``); it is closed at the end."""
+        ``executor``: an Executor, or ``local`` / ``ray`` (see ``executor``); it is closed at the end.
+        ``stop`` ends the study as cancelled, ``pause`` leaves it QUEUED (both after in-flight trials)."""
         study = self.store.get_study(key)
         spec = study.spec
         space = SearchSpace.from_dict(spec.space)
@@ -231,12 +233,12 @@ class StudyService:
         if isinstance(executor, str):
             executor = self.executor(spec, executor, ray_address=ray_address, task=task)
         try:
-            return self._run(study, executor, task, progress=progress, stop=stop, max_pack=max_pack)
+            return self._run(study, executor, task, progress=progress, stop=stop, pause=pause, max_pack=max_pack)
         finally:
             executor.close()
 
     def _run(self, study: StudyRecord, executor: Executor, task: Task, *, progress: bool, stop: StopRequest,
-             max_pack: int | None) -> StudyOutcome:
+             pause: StopRequest, max_pack: int | None) -> StudyOutcome:
         spec = study.spec
         evaluator = TaskEvaluator(task, spec.target)
         study = self.store.claim_study(study.id, coordinator_id())
@@ -250,7 +252,7 @@ class StudyService:
         coordinator = StudyCoordinator(
             self.store, study.id, self._searcher(spec, objective), executor,
             budget=Budget(spec.budget_samples, spec.budget_passes, spec.budget_trials),
-            passes_per_sample=evaluator.passes_per_sample, max_pack=max_pack, stop=stop, progress=progress)
+            passes_per_sample=evaluator.passes_per_sample, max_pack=max_pack, stop=stop, pause=pause, progress=progress)
         return coordinator.run()
 
     def _ensure_yardstick(self, study: StudyRecord, task: Task) -> StudyRecord:
@@ -285,6 +287,8 @@ class StudyService:
         return self.store.request_cancel(self.store.get_study(key).id)
 
     def status(self, key: int | str) -> dict[str, Any]:
+        """What a poller wants: state, trials by state, budget and spend, the best so far, whether the
+        constraint holds, who judged validity, and an estimate of the time left."""
         study = self.store.get_study(key)
         best = self.store.best_trial(study.id)
         spec = study.spec
@@ -300,10 +304,30 @@ class StudyService:
                                                "metrics": best.result.to_dict() if best.result else None},
             "created_at": study.created_at.isoformat(), "finished_at": study.finished_at.isoformat()
             if study.finished_at else None,
+            "judge": "guide" if spec.judge is None else "independent",
+            "notices": study_notices(study, best),
+            "feasible": feasible(study, best),
+            "eta_seconds": eta_seconds(study),
         })
 
     def trials_after(self, key: int | str, after: int = -1, limit: int = 100) -> list[Trial]:
         return self.store.trials_after(self.store.get_study(key).id, after, limit=limit)
+
+    def sample_grid(self, key: int | str, number: int, *, n: int = 16, seed: int = 1_000_000) -> bytes:
+        """A PNG of ``n`` samples of trial ``number``'s config on fresh seeds (a trial of the study that
+        finished; the same picture for the same arguments)."""
+        from guidetune.evaluators.plots import samples_png
+        from guidetune.guidance import sample
+
+        study = self.store.get_study(key)
+        trial = self.store.trial(study.id, number)
+        task = load_task(study.spec)
+        params = TFGParams.from_dict(trial.config)
+        seeds = list(range(seed, seed + n))
+        log_prob = task.guide_log_prob(study.spec.target, seeds) if params.needs_log_prob else None
+        x = sample(task.model, log_prob, params, shape=task.shape, steps=task.steps, eta=task.eta, seeds=seeds,
+                   clip_x0=task.clip_x0, device=task.device)
+        return samples_png(x, f"trial {number}: {n} samples, seeds {seed}…")
 
     def best(self, key: int | str) -> Trial | None:
         return self.store.best_trial(self.store.get_study(key).id)
@@ -319,6 +343,47 @@ class StudyService:
         record["study"] = {"name": study.name, "trial": best.number, "score": best.score,
                            "objective": study.spec.objective, "searcher": study.spec.searcher}
         return record
+
+
+JUDGE_IS_GUIDE = ("no separate judge: validity was scored by the guide itself (optimistic: guidance climbs the "
+                  "guide's gradient and can fool it), and fidelity metrics compare with the model's own samples")
+
+
+def feasible(study: StudyRecord, best: Trial | None) -> bool | None:
+    """For a constrained study: whether its best keeps fidelity within the stated factor of unguided
+    sampling (None for other objectives, or before a best and a yardstick exist)."""
+    if study.spec.objective != "constrained" or best is None or best.result is None or study.yardstick is None:
+        return None
+    table = {int(n): fd for n, fd in study.yardstick["fd"].items()}
+    violation = ConstrainedValidity(unguided_fd=table, max_ratio=study.spec.max_fd_ratio).constraint(best.result)
+    return violation is not None and violation <= 0
+
+
+def study_notices(study: StudyRecord, best: Trial | None) -> list[str]:
+    """What a user must be told beside the numbers (the API, the CLI and the dashboard show them)."""
+    notes = []
+    if study.spec.judge is None:
+        notes.append(JUDGE_IS_GUIDE)
+    if feasible(study, best) is False:
+        notes.append(f"infeasible: no trial kept fidelity within {study.spec.max_fd_ratio:g}× the unguided FD; the best "
+                     "shown is the least-violating one. Raise --max-fd-ratio or use --objective validity/pareto")
+    if study.state is StudyState.FAILED:
+        notes.append(f"the study failed: {study.stop_reason}")
+    return notes
+
+
+def eta_seconds(study: StudyRecord) -> float | None:
+    """Seconds left at the study's rate so far (samples per second since it started), against its
+    sample budget; None when it is not running, has no sample budget or has not spent yet."""
+    if study.state is not StudyState.RUNNING or study.spec.budget_samples is None or study.started_at is None:
+        return None
+    from guidetune.storage.store import utcnow
+
+    elapsed = (utcnow() - study.started_at).total_seconds()
+    spent = study.samples_spent
+    if spent <= 0 or elapsed <= 0:
+        return None
+    return max(0.0, (study.spec.budget_samples - spent) * elapsed / spent)
 
 
 def min_first_trial(searcher: Searcher) -> int:

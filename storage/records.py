@@ -237,3 +237,21 @@ def _iso(value: datetime | None) -> str | None:
 
 def _from_iso(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A validated network an owner uploaded: a predictor (guide or judge) or a diffusion model."""
+
+    id: str
+    owner: str
+    kind: str                    # predictor | model
+    sha256: str
+    size: int
+    path: str                    # the stored file
+    meta: dict[str, Any]         # what was declared and what validation found
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "sha256": self.sha256, "size": self.size,
+                "metadata": copy.deepcopy(self.meta), "created_at": _iso(self.created_at)}

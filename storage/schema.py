@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_REVISION = "0001"   # the Alembic head this code reads and writes
+SCHEMA_REVISION = "0002"   # the Alembic head this code reads and writes
 
 
 class Base(DeclarativeBase):
@@ -72,3 +72,41 @@ class TrialRow(Base):
         Index("ix_trials_best", "study_id", "state", "score"),
         Index("ix_trials_tell", "study_id", "tell_seq"),
     )
+
+
+class TokenRow(Base):
+    """An API token, stored as its SHA-256 (the token itself is shown once, when created)."""
+
+    __tablename__ = "tokens"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+
+
+class UploadRow(Base):
+    """A validated network an owner uploaded (a predictor or a diffusion model); the file lives
+    under ``GUIDETUNE_HOME/uploads`` named by its SHA-256."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))          # predictor | model
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    path: Mapped[str] = mapped_column(Text)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+
+
+class IdempotencyRow(Base):
+    """An ``Idempotency-Key`` an owner sent with a study it created (a retry returns that study)."""
+
+    __tablename__ = "idempotency_keys"
+
+    owner: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime())

@@ -34,11 +34,14 @@ from guidetune.evaluators.records import TrialResult
 from .engine import WRITE, check_url, ensure_schema, make_engine, resolve_url, retrying, safe_url
 from .errors import (AlreadyExistsError, IllegalTransitionError, ImmutableTrialError, LeaseHeldError,
                      NotFoundError, StorageError)
-from .records import FINISHED, StudyRecord, StudySpec, StudyState, Trial, TrialState
-from .schema import StudyRow, TrialRow
+from .records import FINISHED, StudyRecord, StudySpec, StudyState, Trial, TrialState, Upload
+from .schema import IdempotencyRow, StudyRow, TokenRow, TrialRow, UploadRow
 
 STUDIES = StudyRow.__table__
 TRIALS = TrialRow.__table__
+TOKENS = TokenRow.__table__
+UPLOADS = UploadRow.__table__
+IDEMPOTENCY = IdempotencyRow.__table__
 _FINISHED_VALUES = tuple(s.value for s in FINISHED)
 
 
@@ -138,6 +141,16 @@ class StudyStore:
             q = q.where(STUDIES.c.owner == owner)
         return [_study(r) for r in self._read("list studies", lambda c: c.execute(q).all())]
 
+    def runnable_studies(self) -> list[StudyRecord]:
+        """Studies a scheduler may run now: QUEUED ones, and RUNNING ones whose coordinator is gone
+        (its process on this host died, or its lease ran out), oldest first."""
+        q = select(STUDIES).where(STUDIES.c.state.in_([StudyState.QUEUED.value, StudyState.RUNNING.value])
+                                  & STUDIES.c.cancel_requested.is_(False)).order_by(STUDIES.c.id)
+        now = utcnow()
+        rows = self._read("list runnable studies", lambda c: c.execute(q).all())
+        return [_study(r) for r in rows
+                if r.coordinator is None or _holder_is_dead(r.coordinator) or (r.lease_until is not None and r.lease_until < now)]
+
     def update_budgets(self, study_id: int, spec: StudySpec) -> StudyRecord:
         """Replace the budgets and resources of a study's spec (everything else must match); reopens a
         COMPLETE study that stopped on a budget so that it can continue."""
@@ -223,6 +236,60 @@ class StudyStore:
                 passes_spent=STUDIES.c.passes_spent + passes))
         self._tx("record the yardstick", tx)
         return self.get_study(study_id)
+
+    # ---- the HTTP service's records: tokens, uploads, idempotency keys ------------------------
+    def add_token(self, token_sha256: str, owner: str) -> None:
+        """Store an API token's hash for ``owner`` (the token itself is never stored)."""
+        self._tx("store a token", lambda c: c.execute(insert(TOKENS).values(
+            token_sha256=token_sha256, owner=owner, created_at=utcnow())))
+
+    def token_owner(self, token_sha256: str) -> str | None:
+        q = select(TOKENS.c.owner).where(TOKENS.c.token_sha256 == token_sha256)
+        return self._read("check a token", lambda c: c.execute(q).scalar())
+
+    def put_upload(self, upload: Upload) -> Upload:
+        """Store an upload record; the same id again (same owner, kind and file) returns the stored one."""
+        def tx(conn: Connection) -> None:
+            if conn.execute(select(UPLOADS.c.id).where(UPLOADS.c.id == upload.id)).first() is None:
+                conn.execute(insert(UPLOADS).values(
+                    id=upload.id, owner=upload.owner, kind=upload.kind, sha256=upload.sha256, size=upload.size,
+                    path=upload.path, meta=upload.meta, created_at=upload.created_at))
+        self._tx("store an upload", tx)
+        return self.get_upload(upload.id)
+
+    def find_upload(self, upload_id: str) -> Upload | None:
+        row = self._read("read an upload", lambda c: c.execute(select(UPLOADS).where(UPLOADS.c.id == upload_id)).first())
+        return None if row is None else Upload(id=row.id, owner=row.owner, kind=row.kind, sha256=row.sha256,
+                                               size=int(row.size), path=row.path, meta=row.meta,
+                                               created_at=row.created_at)
+
+    def get_upload(self, upload_id: str) -> Upload:
+        upload = self.find_upload(upload_id)
+        if upload is None:
+            raise NotFoundError(f"no upload {upload_id!r}")
+        return upload
+
+    def list_uploads(self, owner: str, kind: str | None = None) -> list[Upload]:
+        q = select(UPLOADS.c.id).where(UPLOADS.c.owner == owner).order_by(UPLOADS.c.created_at)
+        if kind is not None:
+            q = q.where(UPLOADS.c.kind == kind)
+        return [self.get_upload(i) for i in self._read("list uploads", lambda c: c.execute(q).scalars().all())]
+
+    def idempotent_study(self, owner: str, key: str) -> tuple[str, int] | None:
+        """(request hash, study id) stored under an owner's ``Idempotency-Key``, or None."""
+        q = select(IDEMPOTENCY.c.request_sha256, IDEMPOTENCY.c.study_id).where(
+            (IDEMPOTENCY.c.owner == owner) & (IDEMPOTENCY.c.key == key))
+        row = self._read("read an idempotency key", lambda c: c.execute(q).first())
+        return None if row is None else (row.request_sha256, row.study_id)
+
+    def remember_idempotency(self, owner: str, key: str, request_sha256: str, study_id: int) -> tuple[str, int]:
+        """Bind the key to the study; when a concurrent request bound it first, that binding wins."""
+        try:
+            self._tx("store an idempotency key", lambda c: c.execute(insert(IDEMPOTENCY).values(
+                owner=owner, key=key, request_sha256=request_sha256, study_id=study_id, created_at=utcnow())))
+        except IntegrityError:
+            pass
+        return self.idempotent_study(owner, key)
 
     # ---- trials: the coordinator's writes ------------------------------------------------------
     def add_trials(self, study_id: int, coordinator: str, proposals: Sequence[dict[str, Any]], *,
