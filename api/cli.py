@@ -231,13 +231,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     if args.executor == "local" and args.ray_address:
         raise ValueError("--ray-address needs --executor ray (the default); drop one of them")
+    if args.no_runner and (args.ray_address or args.executor != "ray"):
+        raise ValueError("--no-runner runs no studies: --executor and --ray-address do not apply; drop them")
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be in 1–65535, got {args.port}")
     if args.max_studies < 1:
         raise ValueError(f"--max-studies must be at least 1, got {args.max_studies}")
     check_url(resolve_url(args.storage))
     app = create_app(Settings(storage=args.storage, executor=args.executor, ray_address=args.ray_address,
-                              max_studies=args.max_studies))
+                              max_studies=args.max_studies, run_studies=not args.no_runner))
     print(f"guidetune serving on http://{args.host}:{args.port} (dashboard at /, API docs at /docs); "
           "Ctrl-C pauses running studies, which continue when it starts again", file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
@@ -475,6 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--executor", choices=("ray", "local"), default="ray", help="where trials run (default: Ray)")
     srv.add_argument("--ray-address", help="join this Ray cluster (default $GUIDETUNE_RAY_ADDRESS, else a local Ray)")
     srv.add_argument("--max-studies", type=int, default=2, help="studies this server runs at once")
+    srv.add_argument("--no-runner", action="store_true", help="serve the API only; another `guidetune serve` on the "
+                     "same store runs the studies")
     srv.set_defaults(func=_cmd_serve)
     tok = sub.add_parser("token", help="API tokens")
     tok_sub = tok.add_subparsers(dest="token_command", required=True, parser_class=_Parser)

@@ -144,13 +144,16 @@ def validate_predictor(path: str | Path, meta: Mapping[str, Any], model: str) ->
     Returns what was found."""
     from .file_task import FileTaskSpec, _Predictor
 
+    probe = dict(meta, targets=meta["targets"][:1])   # the declared output shape is checked before the targets
     spec = FileTaskSpec.from_dict(task_spec("digits" if model in BUNDLED_MODELS else "model.pt",
                                             {"input_shape": meta["input_shape"], "prediction": "epsilon", "steps": 50},
-                                            (str(path), meta)) | {"shape": meta["input_shape"]})
+                                            (str(path), probe)) | {"shape": meta["input_shape"]})
     predictor = _Predictor(spec, spec.predictor, "predictor")
     if meta["kind"] == "classifier" and predictor.num_classes != meta["num_classes"]:
         raise TaskFileError(f"predictor returns {predictor.num_classes} logits per sample, the metadata declares "
                             f"'num_classes' {meta['num_classes']}; output shape must be (B, {meta['num_classes']})")
+    for target in meta["targets"]:
+        predictor.check_target(target, spec_check=True)
     return {"output": f"(B, {predictor.num_classes})" if predictor.num_classes else "(B,)",
             "has_features": predictor.has_features}
 
