@@ -163,7 +163,7 @@ def test_bad_study_requests_are_clear_4xx(alice):
 
 def test_study_of_an_uploaded_predictor_runs_with_notices_paging_and_export(server, alice, bob, nets):
     pred = upload(alice, nets["guide"]).json()["id"]
-    spec = {"model": "digits", "predictor_id": pred, "target": "3", "searcher": "random", "n_samples": 8,
+    spec = {"model": "digits", "predictor_id": pred, "target": "3", "searcher": "beam", "n_samples": 8,
             "budget_samples": 64, "seed": 1}
     r = alice.post("/v1/studies", json=spec, headers={"Idempotency-Key": "k-1"})
     assert r.status_code == 201, r.text
@@ -215,11 +215,11 @@ def test_study_of_an_uploaded_predictor_runs_with_notices_paging_and_export(serv
 
 def test_bundled_task_study_exports_a_config_sample_reads(server, alice, tmp_path):
     token = alice.headers["Authorization"][7:]
-    out = server.cli("submit", "--task", "digits-label", "--target", "7", "--searcher", "random", "--n-samples", "8",
+    out = server.cli("submit", "--task", "digits-label", "--target", "7", "--searcher", "beam", "--n-samples", "8",
                      "--budget-samples", "48", "--idempotency-key", "cli-1", token=token)
     assert out.returncode == 0, out.stderr
     sid = int(out.stdout.strip())
-    assert server.cli("submit", "--task", "digits-label", "--target", "7", "--searcher", "random", "--n-samples", "8",
+    assert server.cli("submit", "--task", "digits-label", "--target", "7", "--searcher", "beam", "--n-samples", "8",
                       "--budget-samples", "48", "--idempotency-key", "cli-1", token=token).stdout.strip() == str(sid)
     from guidetune.api.client import Client
 
@@ -242,7 +242,7 @@ def test_studies_queued_when_the_server_stops_continue_when_it_starts(tmp_path):
     from guidetune.api.client import Client
 
     with Client(srv.url, token) as client:
-        study = client.create_study(task="digits-label", target="2", searcher="random", n_samples=8, budget_samples=80)
+        study = client.create_study(task="digits-label", target="2", searcher="beam", n_samples=8, budget_samples=80)
         for status in client.watch(study["id"], interval=0.2, timeout=300):
             if status["trials"]["complete"] >= 2:
                 break
@@ -264,3 +264,47 @@ def test_studies_queued_when_the_server_stops_continue_when_it_starts(tmp_path):
     assert [t.number for t in told][:len(told_before)] == told_before      # nothing redone or lost
     assert len({t.number for t in told}) == len(told)
     assert sum(t.n_samples for t in told) == final["spent"]["samples"] <= 80
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_dashboard_shows_a_study_live_in_a_real_browser(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from guidetune.api.client import Client
+
+    token = server.token("dana")
+    with Client(server.url, token) as client:
+        sid = client.create_study(task="digits-label", target="5", searcher="beam", n_samples=8,
+                                  budget_samples=64, name="dash")["id"]
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1200, "height": 1200})
+                page.goto(f"{server.url}/#token={token}")
+                page.wait_for_selector(f"#study-{sid}")
+                assert "dana/dash" in page.inner_text("#studies")
+                # it updates while the study runs, without a reload, until the study is complete
+                page.wait_for_function("document.getElementById('study-state').textContent === 'complete'",
+                                       timeout=300_000)
+                page.wait_for_function("document.querySelectorAll('#grids img').length > 0 && "
+                                       "[...document.querySelectorAll('#grids img')].every(i => i.naturalWidth > 0)",
+                                       timeout=120_000)
+                final = client.status(sid)
+                assert page.inner_text("#best-score") == f"{final['best']['score']:.4g}".rstrip("0").rstrip(".") \
+                    or float(page.inner_text("#best-score")) == pytest.approx(final["best"]["score"], rel=1e-3)
+                assert f"{final['spent']['samples']} of 64 samples" in page.inner_text("#progress")
+                trials = final["trials"]["complete"]
+                assert page.locator("#curve path").count() == 1
+                assert page.locator(".trial-dot").count() == trials            # every finished trial plotted
+                assert 1 <= page.locator(".pareto-dot").count() <= trials
+                assert page.locator("#grids img").count() == min(3, trials)
+                page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+                # the token is not kept in the address bar
+                assert "token" not in page.url
+            finally:
+                browser.close()
