@@ -27,6 +27,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from guidetune.evaluators.errors import EvaluatorError
 from guidetune.evaluators.uploads import (BUNDLED_MODELS, check_model_metadata, check_predictor_metadata,
@@ -90,11 +91,11 @@ class StudyCreate(BaseModel):
     uploaded ``predictor_id`` and optionally judged by an uploaded ``judge_id``."""
 
     model_config = ConfigDict(extra="forbid")
-    task: str | None = Field(None, description="a bundled task, e.g. 'digits-label'", max_length=200)
-    model: str | None = Field(None, description="'digits' or the id of an uploaded model", max_length=200)
+    task: str | None = Field(None, description="a bundled task, e.g. 'digits-label'", min_length=1, max_length=200)
+    model: str | None = Field(None, description="'digits' or the id of an uploaded model", min_length=1, max_length=200)
     target: str = Field(description="the target, e.g. a class index '3'", min_length=1, max_length=200)
-    predictor_id: str | None = Field(None, max_length=40)
-    judge_id: str | None = Field(None, max_length=40)
+    predictor_id: str | None = Field(None, min_length=1, max_length=40)
+    judge_id: str | None = Field(None, min_length=1, max_length=40)
     searcher: str = Field("beam-mf", max_length=40)
     searcher_options: dict[str, Any] = Field(default_factory=dict)
     objective: Literal["validity", "constrained", "pareto"] = "validity"
@@ -265,7 +266,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _http_error(request: Request, exc: StarletteHTTPException):
         message = {404: f"no route {request.url.path}; see /docs", 405: f"{request.method} is not allowed on "
                    f"{request.url.path}; see /docs"}.get(exc.status_code, str(exc.detail))
-        return error(exc.status_code, message)
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:   # every method of the path, not only those of the first route that matched it
+            methods = set()
+            for route in app.routes:
+                match, _ = route.matches(request.scope)
+                if match is not Match.NONE and getattr(route, "methods", None):
+                    methods |= route.methods
+            headers = {"Allow": ", ".join(sorted(methods))}
+        return error(exc.status_code, message, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
