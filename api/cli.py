@@ -23,7 +23,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from guidetune.api.demo import run_demo
 
     report = run_demo(Path(args.out), task_name=args.task, target=args.target, budget_samples=args.budget_samples,
-                      storage=args.storage, executor=args.executor, progress=not args.quiet)
+                      storage=args.storage, executor=args.executor, port=args.port, keep_serving=args.keep_serving,
+                      progress=not args.quiet)
     print(json.dumps(report, indent=2))
     return 0
 
@@ -406,6 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "unguided fidelity yardstick included")
     _add_storage(demo)
     demo.add_argument("--executor", choices=("ray", "local"), default="ray", help="where trials run (default: a local Ray)")
+    demo.add_argument("--port", type=int, default=8321, help="the demo server's port (the next free one if taken)")
+    demo.add_argument("--keep-serving", action="store_true", help="leave the server (and its dashboard) running")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=_cmd_demo)
     tasks = sub.add_parser("tasks", help="list the bundled tasks and their targets")

@@ -1,10 +1,18 @@
-"""``make demo``: the main job on the embedded defaults — search guidance hyperparameters for the
-bundled digits model and a target class, export the best configuration, and show its samples."""
+"""``make demo``: the main job through the real service on the embedded defaults — start the server,
+submit a search of guidance hyperparameters for the bundled digits model and a target class, watch
+it, export the best configuration, sample with it, and print the dashboard address."""
 
 from __future__ import annotations
 
 import json
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import httpx
 
 import matplotlib
 
@@ -17,27 +25,41 @@ from guidetune.evaluators.evaluate import evaluate
 from guidetune.evaluators.tasks import make_task
 from guidetune.guidance import TFGParams, sample
 from guidetune.searcher.errors import SearchError
-from guidetune.searcher.service import StudyService
 from guidetune.storage.store import StudyStore
+
+from .client import Client
+from .server import create_token
 
 
 def run_demo(out: Path, *, task_name: str = "digits-label", target: str = "3", budget_samples: int = 2000,
              searcher: str = "beam-mf", objective: str = "constrained", max_fd_ratio: float = 1.5,
              n_samples: int = 64, seed: int = 0, storage: str | None = None, executor: str = "ray",
-             progress: bool = True) -> dict:
-    """Search as a stored study (the default store: an SQLite file under GUIDETUNE_HOME), export its
-    best configuration, re-check it on fresh seeds and draw the pictures."""
+             port: int = 8321, keep_serving: bool = False, progress: bool = True) -> dict:
+    """The main job through the real service: start ``guidetune serve`` (the embedded defaults: the
+    SQLite store under GUIDETUNE_HOME and a local Ray), create a token, submit the study, watch it,
+    export the best configuration, sample with it on fresh seeds and draw the pictures."""
     out.mkdir(parents=True, exist_ok=True)
-    service = StudyService(StudyStore(storage))
-    spec = service.build_spec(task_name, target, searcher, objective=objective, max_fd_ratio=max_fd_ratio,
-                              n_samples=n_samples, budget_samples=budget_samples, seed=seed)
-    study = service.create_or_continue(spec)
-    outcome = service.run(study.name, executor=executor, progress=progress)
-    if outcome.best is None:
-        raise SearchError("the demo search found no successful configuration")
-    best = TFGParams.from_dict(outcome.best.config)
-    record = service.export(study.name)
+    store = StudyStore(storage)
+    token = create_token(store, "demo")
+    server = _start_server(port, storage, executor, out / "server.log")
+    dashboard = f"{server.url}/#token={token}"
+    try:
+        with Client(server.url, token) as client:
+            study = client.create_study(task=task_name, target=target, searcher=searcher, objective=objective,
+                                        max_fd_ratio=max_fd_ratio, n_samples=n_samples, budget_samples=budget_samples,
+                                        seed=seed)
+            print(f"study {study['id']} submitted; dashboard: {dashboard}", file=sys.stderr, flush=True)
+            status = _watch(client, study["id"], progress)
+            if status["state"] != "complete" or status["best"] is None:
+                raise SearchError(f"the demo study ended {status['state']} ({status['stop_reason']}) without a best")
+            export = client.export(study["id"])
+            trials = client.trials(study["id"], limit=1000)["trials"]
+    finally:
+        if not keep_serving:
+            server.stop()
+    record = export["config"]
     (out / "best_config.json").write_text(json.dumps(record, indent=2))
+    best = TFGParams.from_dict(record["params"])
 
     task = make_task(task_name)
     check_seed = seed + 50_000   # fresh seeds: the reported numbers are not the ones the search selected on
@@ -49,12 +71,15 @@ def run_demo(out: Path, *, task_name: str = "digits-label", target: str = "3", b
     grids = {"unguided": sample(task.model, None, TFGParams(), shape=task.shape, seeds=seeds, clip_x0=task.clip_x0),
              "best config": sample(task.model, log_prob, best, shape=task.shape, seeds=seeds, clip_x0=task.clip_x0)}
     _save_grids(grids, out / "samples.png", f"{task_name} target {target}: same seeds, unguided vs searched config")
-    _save_curve(outcome.history, out / "search_progress.png")
+    told = sorted((t for t in trials if t["tell_seq"] is not None), key=lambda t: t["tell_seq"])
+    _save_curve(_best_so_far(told), out / "search_progress.png")
     return json_safe({
-        "task": task_name, "target": target, "searcher": searcher, "study": study.name,
-        "storage": service.store.display_url, "objective": service.objective(study.name).to_dict(),
-        "samples_spent": outcome.samples_spent, "budget_samples": budget_samples,
-        "trials": sum(1 for t in outcome.trials if t.state.is_finished), "stop_reason": outcome.stop_reason,
+        "task": task_name, "target": target, "searcher": searcher, "study": status["name"], "study_id": study["id"],
+        "server": server.url, "dashboard": dashboard if keep_serving else
+        f"stopped with the demo; `guidetune serve` then {server.url}/#token={token} shows it again",
+        "storage": store.display_url, "objective": {"kind": objective, "max_fd_ratio": max_fd_ratio},
+        "samples_spent": status["spent"]["samples"], "budget_samples": budget_samples,
+        "trials": status["trials"]["complete"], "stop_reason": status["stop_reason"], "notices": status["notices"],
         "best_params": {k: v for k, v in best.to_dict().items() if k in ("rho", "mu", "gamma", "n_recur", "n_iter")},
         "fresh_seed_check (64 samples)": {
             "unguided": {"judge_accuracy": unguided_result.validity, "fidelity_fd": unguided_result.fidelity_fd},
@@ -64,6 +89,74 @@ def run_demo(out: Path, *, task_name: str = "digits-label", target: str = "3", b
         },
         "files": [str(out / name) for name in ("best_config.json", "samples.png", "search_progress.png")],
     })
+
+
+class _Server:
+    def __init__(self, proc: subprocess.Popen, url: str) -> None:
+        self.proc, self.url = proc, url
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def _start_server(port: int, storage: str | None, executor: str, log: Path) -> _Server:
+    """``guidetune serve`` on ``port`` (the next free one when it is taken), healthy, or a clear error."""
+    for candidate in range(port, port + 20):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", candidate)) != 0:
+                port = candidate
+                break
+    cmd = [sys.executable, "-m", "guidetune.api.cli", "serve", "--port", str(port), "--executor", executor]
+    if storage:
+        cmd += ["--storage", storage]
+    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    server = _Server(proc, f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SearchError(f"guidetune serve exited ({proc.returncode}); its log {log} says:\n"
+                              + log.read_text()[-2000:])
+        try:
+            if httpx.get(server.url + "/healthz", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    server.stop()
+    raise SearchError(f"guidetune serve did not become healthy in 180 s; see {log}")
+
+
+def _watch(client: Client, study_id: int, progress: bool) -> dict:
+    from tqdm.auto import tqdm
+
+    bar = None
+    for status in client.watch(study_id, interval=1.0):
+        if progress:
+            if bar is None:
+                bar = tqdm(total=status["budget"]["samples"], unit="sample", desc=f"study {study_id}")
+            bar.n = status["spent"]["samples"]
+            best = status["best"]["score"] if status["best"] else None
+            bar.set_postfix_str(f"{status['state']}, best={best}", refresh=False)
+            bar.refresh()
+    if bar is not None:
+        bar.close()
+    return status
+
+
+def _best_so_far(told: list[dict]) -> list[tuple[int, float]]:
+    curve, spent, best = [], 0, None
+    for t in told:
+        spent += t["n_samples"]
+        if t["score"] is not None and (best is None or t["score"] > best):
+            best = t["score"]
+        if best is not None:
+            curve.append((spent, best))
+    return curve
 
 
 def _save_grids(grids: dict[str, torch.Tensor], path: Path, title: str) -> None:
@@ -86,7 +179,7 @@ def _save_curve(history, path: Path) -> None:
         xs, ys = zip(*history)
         ax.step(xs, ys, where="post")
     ax.set_xlabel("samples spent")
-    ax.set_ylabel("best objective so far")
+    ax.set_ylabel("best objective so far (higher is better;\nbelow 0: fidelity limit broken)")
     ax.set_title("search progress")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

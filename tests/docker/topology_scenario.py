@@ -1,0 +1,143 @@
+"""Run inside a loopback-only network namespace (see test_topology.py): the compose topology as plain
+processes. The head and worker commands and their environments are read from docker/compose.yaml
+(hosts ``postgres`` and ``head`` become the PostgreSQL socket and 127.0.0.1); then a study is
+submitted over HTTP with the Python client, a worker node is killed mid-study, a new one added, and
+the study is compared with the same spec run without Ray. Prints one JSON summary line.
+
+    python topology_scenario.py STORE_URL WORKDIR
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker" / "compose.yaml"
+BIN = Path(sys.executable).parent
+
+
+def service_env(service: dict, values: dict[str, str], overrides: dict[str, str]) -> dict[str, str]:
+    """The service's environment with ``${VAR:-default}`` / ``${VAR:?msg}`` filled from ``values``."""
+    def fill(text: str) -> str:
+        def one(m: re.Match) -> str:
+            name, op, rest = m.group(1), m.group(2), m.group(3)
+            if name in values:
+                return values[name]
+            if op == ":-":
+                return rest
+            raise KeyError(f"compose needs {name}: {rest}")
+        return re.sub(r"\$\{(\w+)(:-|:\?)?([^}]*)\}", one, text)
+    env = {k: fill(str(v)) for k, v in service.get("environment", {}).items()}
+    return env | overrides
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    # each "container" is a session of its own, so killing it kills every process in it
+    return subprocess.Popen(command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def kill_container(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def main(url: str, workdir: str) -> None:
+    work = Path(workdir)
+    compose = yaml.safe_load(COMPOSE.read_text())
+    services = compose["services"]
+    values = {"POSTGRES_PASSWORD": "unused-over-the-socket", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+    base = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", HOME=str(work / "home"), OMP_NUM_THREADS="1")
+    data = work / "data"        # the shared named volume `guidetune-data`
+    data.mkdir(parents=True, exist_ok=True)
+    head_env = base | service_env(services["head"], values, {
+        "GUIDETUNE_DATABASE_URL": url, "GUIDETUNE_HOME": str(data), "GUIDETUNE_HOST": "127.0.0.1"})
+    worker_env = base | service_env(services["worker"], values, {
+        "GUIDETUNE_RAY_ADDRESS": "127.0.0.1:" + head_env["RAY_PORT"], "GUIDETUNE_HOME": str(data)})
+    head_cmd = [str(ROOT / "docker" / services["head"]["command"][0])]
+    worker_cmd = [str(ROOT / "docker" / services["worker"]["command"][0])]
+    port = head_env["GUIDETUNE_PORT"]
+    server = f"http://127.0.0.1:{port}"
+
+    head = start(head_cmd, head_env, work / "head.log")
+    workers = []
+    try:
+        deadline = time.monotonic() + 180
+        while True:   # the compose health check of `head`, then workers start (depends_on: service_healthy)
+            if head.poll() is not None:
+                raise RuntimeError("head exited:\n" + (work / "head.log").read_text()[-3000:])
+            try:
+                if httpx.get(server + "/healthz", timeout=2).json()["status"] == "ok":
+                    break
+            except (httpx.TransportError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("head not healthy:\n" + (work / "head.log").read_text()[-3000:])
+            time.sleep(0.5)
+        workers = [start(worker_cmd, worker_env, work / f"worker{i}.log") for i in range(2)]
+        token = subprocess.run(["guidetune", "token", "create", "--owner", "ops"], env=head_env, capture_output=True,
+                               text=True, check=True).stdout.strip()
+
+        sys.path.insert(0, str(ROOT))
+        from guidetune.api.client import Client
+        from guidetune.searcher.service import StudyService
+        from guidetune.storage import StudyStore, TrialState
+
+        spec = dict(task="gmm-inverse", target="1.5", searcher="beam", n_samples=16, budget_samples=256, seed=3,
+                    max_concurrent=2)
+        store = StudyStore(url)
+        with Client(server, token) as client:
+            study = client.create_study(**spec, name="on-cluster")
+            running: list[int] = []
+            for status in client.watch(study["id"], interval=0.1, timeout=300):
+                if status["trials"]["complete"] >= 3:
+                    running = [t.number for t in store.trials(study["id"], states=[TrialState.RUNNING])]
+                    if running or status["state"] != "running":
+                        break
+            kill_container(workers[0])                                   # a worker node dies mid-study
+            killed = {"at_complete": status["trials"]["complete"], "running": running}
+            workers.append(start(worker_cmd, worker_env, work / "worker2.log"))   # and a new one joins
+            final = client.wait(study["id"], interval=0.5, timeout=400)
+
+        service = StudyService(store)
+        ref = service.create_or_continue(service.build_spec("gmm-inverse", "1.5", "beam", n_samples=16,
+                                                            budget_samples=256, seed=3, max_concurrent=2), "reference")
+        service.run(ref.id, executor="local")
+
+        def trials(sid: int):
+            return [(t.number, t.params, t.n_samples, t.seed, t.state.value,
+                     round(t.result.validity, 9) if t.result else None) for t in store.trials(sid)]
+        on = store.get_study(study["id"])
+        print(json.dumps({
+            "same_trials": trials(on.id) == trials(ref.id), "state": final["state"],
+            "samples_spent": [on.samples_spent, store.get_study(ref.id).samples_spent], "budget": spec["budget_samples"],
+            "killed": killed, "max_attempt": max(t.attempt for t in store.trials(on.id)),
+            "workers": sorted({t.worker for t in store.trials(on.id) if t.worker}),
+            "told_numbers_unique": len({t.number for t in store.told_trials(on.id)}) == len(store.told_trials(on.id)),
+        }), flush=True)
+    finally:
+        head.send_signal(signal.SIGTERM)
+        try:
+            head.wait(60)
+        except subprocess.TimeoutExpired:
+            pass
+        for proc in workers + [head]:
+            kill_container(proc)
+        subprocess.run(["ray", "stop", "--force"], env=base, capture_output=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
