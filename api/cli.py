@@ -403,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="out/demo", help="folder for the PNGs and the JSON report")
     demo.add_argument("--task", default="digits-label")
     demo.add_argument("--target", default="3")
-    demo.add_argument("--budget-samples", type=int, default=2000, help="samples the demo study may draw, its "
+    demo.add_argument("--budget-samples", type=int, default=1600, help="samples the demo study may draw, its "
                       "unguided fidelity yardstick included")
     _add_storage(demo)
     demo.add_argument("--executor", choices=("ray", "local"), default="ray", help="where trials run (default: a local Ray)")

@@ -31,10 +31,10 @@ from .client import Client
 from .server import create_token
 
 
-def run_demo(out: Path, *, task_name: str = "digits-label", target: str = "3", budget_samples: int = 2000,
+def run_demo(out: Path, *, task_name: str = "digits-label", target: str = "3", budget_samples: int = 1600,
              searcher: str = "beam-mf", objective: str = "constrained", max_fd_ratio: float = 1.5,
              n_samples: int = 64, seed: int = 0, storage: str | None = None, executor: str = "ray",
-             port: int = 8321, keep_serving: bool = False, progress: bool = True) -> dict:
+             max_concurrent: int = 2, port: int = 8321, keep_serving: bool = False, progress: bool = True) -> dict:
     """The main job through the real service: start ``guidetune serve`` (the embedded defaults: the
     SQLite store under GUIDETUNE_HOME and a local Ray), create a token, submit the study, watch it,
     export the best configuration, sample with it on fresh seeds and draw the pictures."""
@@ -47,7 +47,7 @@ def run_demo(out: Path, *, task_name: str = "digits-label", target: str = "3", b
         with Client(server.url, token) as client:
             study = client.create_study(task=task_name, target=target, searcher=searcher, objective=objective,
                                         max_fd_ratio=max_fd_ratio, n_samples=n_samples, budget_samples=budget_samples,
-                                        seed=seed)
+                                        seed=seed, max_concurrent=max_concurrent)
             print(f"study {study['id']} submitted; dashboard: {dashboard}", file=sys.stderr, flush=True)
             status = _watch(client, study["id"], progress)
             if status["state"] != "complete" or status["best"] is None:

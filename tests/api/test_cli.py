@@ -60,6 +60,7 @@ def test_demo_runs_the_main_job_end_to_end(tmp_path):
     out = run("demo", "--out", str(tmp_path), "--budget-samples", "1200", "--quiet")
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
+    assert report["server"].startswith("http://127.0.0.1:")   # it went through a real `guidetune serve`
     assert report["samples_spent"] <= 1200      # a hard cap: the unguided yardstick is counted too
     check = report["fresh_seed_check (64 samples)"]
     assert check["best config"]["judge_accuracy"] > check["unguided"]["judge_accuracy"] + 0.3

@@ -59,7 +59,7 @@ def main(url: str, workdir: str) -> None:
     work = Path(workdir)
     compose = yaml.safe_load(COMPOSE.read_text())
     services = compose["services"]
-    values = {"POSTGRES_PASSWORD": "unused-over-the-socket", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+    values = {"POSTGRES_PASSWORD": "unused-over-the-socket", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     base = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", HOME=str(work / "home"), OMP_NUM_THREADS="1")
     data = work / "data"        # the shared named volume `guidetune-data`
     data.mkdir(parents=True, exist_ok=True)
