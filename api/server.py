@@ -14,6 +14,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from . import uploads as upload_files
 log = logging.getLogger("guidetune.api")
 STATIC = Path(__file__).parent / "static"
 VERSION = "0.1.0"
+SNAPSHOT_SECONDS = 0.5   # how stale a polled status or trial page may be
 
 
 # ---- tokens ----------------------------------------------------------------------------------------
@@ -221,6 +223,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Automated hyperparameter search for training-free guidance of diffusion models. "
                               "Every route but /healthz needs `Authorization: Bearer TOKEN` "
                               "(`guidetune token create --owner NAME`).")
+    owners: dict[str, str] = {}   # token hash -> owner
     bearer = HTTPBearer(auto_error=False, description="a token from `guidetune token create --owner NAME`")
 
     def store() -> StudyStore:
@@ -233,10 +236,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if creds is None:
             raise ApiError(401, "missing bearer token: send the header 'Authorization: Bearer TOKEN' "
                                 "(create a token with `guidetune token create --owner NAME`)")
-        name = store().token_owner(hash_token(creds.credentials))
+        digest = hash_token(creds.credentials)
+        name = owners.get(digest)
+        if name is None:   # tokens are only ever added: a known one is cached for the server's life
+            name = store().token_owner(digest)
+            if name is not None:
+                owners[digest] = name
         if name is None:
             raise ApiError(401, "unknown token: check it, or create one with `guidetune token create --owner NAME`")
         return name
+
+    snapshots: dict[tuple, tuple[float, Any]] = {}   # read-through cache of polled reads, SNAPSHOT_SECONDS old at most
+    snapshot_lock = threading.Lock()
+
+    def snapshot(key: tuple, read):
+        """``read()``, shared by the requests of the same ``key`` within SNAPSHOT_SECONDS: fifty pollers
+        of one study cost the store a few reads per second, not fifty."""
+        now = time.monotonic()
+        with snapshot_lock:
+            hit = snapshots.get(key)
+        if hit is not None and now - hit[0] < SNAPSHOT_SECONDS:
+            return hit[1]
+        value = read()
+        with snapshot_lock:
+            if len(snapshots) > 4096:
+                snapshots.clear()
+            snapshots[key] = (now, value)
+        return value
 
     def own_study(study_id: int, who: str) -> StudyRecord:
         try:
@@ -246,6 +272,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if study is None or study.owner != who:
             raise ApiError(404, f"no study {study_id} of yours; GET /v1/studies lists them")
         return study
+
+    def own_status(study_id: int, who: str) -> dict[str, Any]:
+        """The study's status (a snapshot at most SNAPSHOT_SECONDS old), if the caller owns it."""
+        owner_and_status = snapshot(("status", study_id), lambda: _owned_status(study_id))
+        if owner_and_status is None or owner_and_status[0] != who:
+            raise ApiError(404, f"no study {study_id} of yours; GET /v1/studies lists them")
+        return owner_and_status[1]
+
+    def _owned_status(study_id: int) -> tuple[str, dict[str, Any]] | None:
+        try:
+            study = store().get_study(study_id)
+        except NotFoundError:
+            return None
+        return study.owner, _status(study)
 
     def own_upload(upload_id: str, who: str, kind: str, field_name: str) -> Upload:
         upload = store().find_upload(upload_id)
@@ -318,10 +358,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/healthz", response_model=Health, tags=["service"])
     def healthz() -> Any:
         """No auth: whether the store and the Ray runtime are reachable, and the schema version."""
-        from guidetune.storage.engine import current_revision
-
         try:
-            revision, reachable = current_revision(store().engine), True
+            with store().engine.connect() as conn:
+                revision, reachable = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar(), True
         except Exception:  # noqa: BLE001 - any failure means unreachable
             revision, reachable = None, False
         ok = reachable and revision == SCHEMA_REVISION and not state["ray"].startswith("unreachable")
@@ -447,7 +486,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return str(path)
 
     def _status(study: StudyRecord) -> dict[str, Any]:
-        status = service().status(study.id)
+        status = service().status(study)
         if status["task"].endswith(".json"):
             status["task"] = Path(status["task"]).stem   # never a server path
         return status
@@ -487,16 +526,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/v1/studies/{study_id}", response_model=StudyOut, responses=ERRORS, tags=["studies"])
     def get_study(study_id: int = STUDY_ID, who: str = Depends(owner)) -> Any:
-        """State, trials by state, budget and spend, the best so far, notices and the time left."""
-        return _status(own_study(study_id, who))
+        """State, trials by state, budget and spend, the best so far, notices and the time left (as of
+        at most a second ago)."""
+        return own_status(study_id, who)
 
     @app.get("/v1/studies/{study_id}/trials", response_model=TrialPage, responses=ERRORS, tags=["studies"])
     def get_trials(study_id: int = STUDY_ID, who: str = Depends(owner),
                    after: int = Query(-1, ge=-1, le=2**31 - 1, description="only trials numbered above this"),
                    limit: int = Query(100, ge=1, le=1000)) -> Any:
-        study = own_study(study_id, who)
-        trials = service().trials_after(study.id, after, limit)
-        return {"trials": [_trial(t) for t in trials], "next_after": trials[-1].number if trials else after}
+        own_status(study_id, who)
+
+        def read() -> dict[str, Any]:
+            trials = store().trials_after(study_id, after, limit=limit)
+            return {"trials": [_trial(t) for t in trials], "next_after": trials[-1].number if trials else after}
+        return snapshot(("trials", study_id, after, limit), read)
 
     @app.get("/v1/studies/{study_id}/best", response_model=TrialOut, responses=ERRORS, tags=["studies"])
     def get_best(study_id: int = STUDY_ID, who: str = Depends(owner)) -> Any:
@@ -530,8 +573,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def cancel(study_id: int = STUDY_ID, who: str = Depends(owner)) -> Any:
         """A queued study is cancelled at once; a running one after its in-flight trials."""
         study = own_study(study_id, who)
-        service().cancel(study.id)
-        return _status(study)
+        with snapshot_lock:
+            snapshots.pop(("status", study.id), None)
+        return _status(service().cancel(study.id))
 
     @app.get("/v1/studies/{study_id}/trials/{number}/samples.png", responses=ERRORS | {
         200: {"content": {"image/png": {}}, "description": "a grid of 16 samples on fresh seeds"}}, tags=["studies"])

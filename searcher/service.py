@@ -286,16 +286,17 @@ class StudyService:
     def cancel(self, key: int | str) -> StudyRecord:
         return self.store.request_cancel(self.store.get_study(key).id)
 
-    def status(self, key: int | str) -> dict[str, Any]:
+    def status(self, key: int | str | StudyRecord) -> dict[str, Any]:
         """What a poller wants: state, trials by state, budget and spend, the best so far, whether the
-        constraint holds, who judged validity, and an estimate of the time left."""
-        study = self.store.get_study(key)
-        best = self.store.best_trial(study.id)
+        constraint holds, who judged validity, and an estimate of the time left (two reads: the study
+        row, when not given, and its best trial)."""
+        study = key if isinstance(key, StudyRecord) else self.store.get_study(key)
+        best = None if study.best_number is None else self.store.trial(study.id, study.best_number)
         spec = study.spec
         return json_safe({
             "id": study.id, "name": study.name, "state": study.state.value, "stop_reason": study.stop_reason,
             "task": spec.task, "target": spec.target, "searcher": spec.searcher, "objective": spec.objective,
-            "trials": self.store.counts(study.id),
+            "trials": study.counts,
             "budget": {"samples": spec.budget_samples, "passes": spec.budget_passes, "trials": spec.budget_trials},
             "spent": {"samples": study.samples_spent, "passes": study.passes_spent},
             "yardstick_samples": (study.yardstick or {}).get("samples", 0),

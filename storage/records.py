@@ -221,6 +221,7 @@ class StudyRecord:
     yardstick: dict[str, Any] | None        # {"fd": {n: FD}, "samples": drawn, "passes": spent} or None
     best_number: int | None                 # the searcher's reported best trial (set as the study runs)
     coordinator: str | None                 # the process holding the study, while it runs
+    counts: dict[str, int] = field(default_factory=dict, compare=False)   # trials per state when read
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "owner": self.owner, "spec": self.spec.to_dict(),

@@ -444,9 +444,7 @@ class StudyStore:
         row = self._read("count trials", lambda c: c.execute(q).first())
         if row is None:
             raise NotFoundError(f"no study with id {study_id}")
-        finished = row.n_running + row.n_complete + row.n_failed + row.n_pruned
-        return {"pending": row.n_trials - finished, "running": row.n_running, "complete": row.n_complete,
-                "failed": row.n_failed, "pruned": row.n_pruned}
+        return _counts(row)
 
     def counts_total(self, study_id: int) -> int:
         """Trials numbered so far (the next trial's number)."""
@@ -572,12 +570,18 @@ def _trial(row: Row) -> Trial:
                  started_at=row.started_at, finished_at=row.finished_at, tell_seq=row.tell_seq, score=row.score)
 
 
+def _counts(row: Row) -> dict[str, int]:
+    finished = row.n_running + row.n_complete + row.n_failed + row.n_pruned
+    return {"pending": row.n_trials - finished, "running": row.n_running, "complete": row.n_complete,
+            "failed": row.n_failed, "pruned": row.n_pruned}
+
+
 def _study(row: Row) -> StudyRecord:
     return StudyRecord(id=row.id, name=row.name, owner=row.owner, spec=StudySpec.from_dict(row.spec),
                        state=StudyState(row.state), stop_reason=row.stop_reason, created_at=row.created_at,
                        started_at=row.started_at, finished_at=row.finished_at, samples_spent=int(row.samples_spent),
                        passes_spent=float(row.passes_spent), n_told=row.n_told, yardstick=row.yardstick,
-                       best_number=row.best_number, coordinator=row.coordinator)
+                       best_number=row.best_number, coordinator=row.coordinator, counts=_counts(row))
 
 
 __all__ = ["StudyStore", "StorageError", "coordinator_id", "utcnow"]
