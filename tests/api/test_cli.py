@@ -154,5 +154,30 @@ def test_db_upgrade_and_current(tmp_path):
     before = run("db", "current", "--storage", url)
     assert before.returncode == 0 and "schema empty" in before.stdout
     up = run("db", "upgrade", "--storage", url)
-    assert up.returncode == 0 and "empty -> 0001" in up.stdout
-    assert "0001 (up to date)" in run("db", "current", "--storage", url).stdout
+    assert up.returncode == 0 and "empty -> 0002" in up.stdout
+    assert "0002 (up to date)" in run("db", "current", "--storage", url).stdout
+
+
+def test_db_upgrade_migrates_a_0001_store_and_keeps_its_studies(tmp_path):
+    from alembic import command
+    from sqlalchemy import text
+
+    from guidetune.storage.engine import _alembic_config, make_engine
+    from guidetune.storage.store import StudyStore
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    with engine.connect() as conn, conn.begin():
+        command.upgrade(_alembic_config(conn), "0001")     # a store made by the previous release
+        conn.execute(text("INSERT INTO studies (name, owner, spec, spec_version, state, created_at, samples_spent, "
+                          "passes_spent, n_trials, n_told, n_running, n_complete, n_failed, n_pruned, cancel_requested) "
+                          "VALUES ('old', 'local', :spec, 1, 'complete', '2026-01-01 00:00:00', 64, 0, 0, 0, 0, 0, 0, 0, 0)"),
+                     {"spec": '{"task": "gmm-inverse", "target": "1.5", "searcher": "beam", "space": {}}'})
+    engine.dispose()
+    refused = run("studies", "--storage", url)
+    assert refused.returncode == 2 and "guidetune db upgrade" in refused.stderr
+    up = run("db", "upgrade", "--storage", url)
+    assert up.returncode == 0 and "0001 -> 0002" in up.stdout, up.stdout + up.stderr
+    assert StudyStore(url).get_study("old").samples_spent == 64      # kept
+    token = run("token", "create", "--owner", "ops", "--storage", url)
+    assert token.returncode == 0 and token.stdout.startswith("gt_")

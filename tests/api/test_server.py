@@ -54,7 +54,7 @@ def nets(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("home"), "--executor", "local", env={"GUIDETUNE_MAX_UPLOAD_MB": "1"})
+    srv = Server(tmp_path_factory.mktemp("home"), "--executor", "local", env={"GUIDETUNE_MAX_UPLOAD_MB": "8"})
     yield srv
     srv.stop()
 
@@ -130,10 +130,10 @@ def test_uploads_validated_and_deduplicated(alice, bob, nets):
     r = alice.post("/v1/predictors", files={"file": ("g.pt", b"x")}, data={"metadata": "{not json"})
     assert_clean_error(r, 400, "not valid JSON")
     assert_clean_error(alice.post("/v1/predictors", data={"metadata": "{}"}), 400, "file")
-    # oversized (this server's limit is 1 MB): 413 before validation
+    # oversized (this server's limit is 8 MB): 413 before validation
     big = nets["guide"].parent / "big.pt"
-    big.write_bytes(b"\0" * (2 << 20))
-    assert_clean_error(upload(alice, big), 413, "1 MB upload limit")
+    big.write_bytes(b"\0" * (9 << 20))
+    assert_clean_error(upload(alice, big), 413, "8 MB upload limit")
     # nothing else disturbed: the good upload is listed once, only to its owner
     assert [u["id"] for u in alice.get("/v1/predictors").json()] == [body["id"]]
     assert bob.get("/v1/predictors").json() == []
@@ -308,3 +308,31 @@ def test_dashboard_shows_a_study_live_in_a_real_browser(server, tmp_path):
                 assert "token" not in page.url
             finally:
                 browser.close()
+
+
+def test_an_uploaded_diffusion_model_is_validated_and_guided_by_an_uploaded_predictor(alice, bob, nets, tmp_path):
+    from guidetune.evaluators.bundled import load_bundled_models
+
+    diffusion = load_bundled_models().diffusion
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([10, 500])
+    traced = torch.jit.trace(diffusion, (x, t))
+    path = tmp_path / "eps.pt"
+    traced.save(str(path))
+    meta = {"input_shape": [1, 8, 8], "prediction": "epsilon", "steps": 20, "clip_x0": 1.0}
+    r = upload(alice, path, meta, route="/v1/models")
+    assert r.status_code == 201, r.text
+    model_id = r.json()["id"]
+    assert r.json()["metadata"]["found"]["timesteps"] == diffusion.alphas_cumprod.numel()
+    assert_clean_error(upload(alice, nets["guide"], meta, route="/v1/models"), 400, "validation failed")
+    assert_clean_error(upload(alice, path, meta | {"prediction": "score"}, route="/v1/models"), 400, "'prediction'")
+    assert_clean_error(upload(alice, path, meta | {"input_shape": [3, 8, 8]}, route="/v1/models"), 400, "validation failed")
+    # a predictor for that model, and a study of both; another owner can use neither
+    pred = upload(alice, nets["guide"], CLASSIFIER | {"model": model_id})
+    assert pred.status_code == 201, pred.text
+    assert_clean_error(upload(bob, nets["guide"], CLASSIFIER | {"model": model_id}), 400, "neither a bundled model")
+    spec = {"model": model_id, "predictor_id": pred.json()["id"], "target": "4", "searcher": "beam", "n_samples": 8,
+            "budget_samples": 32}
+    study = alice.post("/v1/studies", json=spec)
+    assert study.status_code == 201, study.text
+    assert_clean_error(alice.post("/v1/studies", json=spec | {"model": "digits"}), 400, "was uploaded for model")
+    assert_clean_error(alice.post("/v1/studies", json=spec | {"objective": "constrained"}), 400, "reference data")
