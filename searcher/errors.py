@@ -32,3 +32,7 @@ class EvaluatorContractError(SearchError, ValueError):
 
 class MissingDependencyError(SearchError, ImportError):
     """An optional package that a searcher needs is not installed."""
+
+
+class ClusterTooSmallError(SearchError):
+    """The Ray cluster has fewer CPUs or GPUs than one trial group asks for (now: nodes may join later)."""

@@ -29,7 +29,7 @@ from typing import Any
 from guidetune.evaluators.records import TrialResult
 from guidetune.guidance.params import TFGParams
 
-from .errors import SearchError
+from .errors import ClusterTooSmallError, SearchError
 from .executors import GroupOutcome, TrialGroup
 
 OBJECT_STORE_BYTES = 500 * 1024 * 1024
@@ -124,12 +124,12 @@ class RayExecutor:
             raise SearchError("the Ray executor needs a Ray connection: call connect_ray() first")
         total = ray.cluster_resources()
         if num_gpus > 0 and total.get("GPU", 0.0) < num_gpus:
-            raise SearchError(f"the study asks for {num_gpus:g} GPU per trial group but the Ray cluster has "
+            raise ClusterTooSmallError(f"the study asks for {num_gpus:g} GPU per trial group but the Ray cluster has "
                               f"{total.get('GPU', 0.0):g} GPUs; use --num-gpus 0, or add GPU workers "
                               "(`ray start --address ... --num-gpus N`)")
         if total.get("CPU", 0.0) < num_cpus:
-            raise SearchError(f"the study asks for {num_cpus:g} CPUs per trial group but the Ray cluster has "
-                              f"{total.get('CPU', 0.0):g}; lower --num-cpus")
+            raise ClusterTooSmallError(f"the study asks for {num_cpus:g} CPUs per trial group but the Ray cluster has "
+                                       f"{total.get('CPU', 0.0):g}; lower --num-cpus, or add workers")
         self.capacity = capacity
         self._args = (task, target, task_sha256)
         self._actor_cls = ray.remote(worker_class).options(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=0,

@@ -3,19 +3,23 @@
 It polls the store for runnable studies — QUEUED ones, and RUNNING ones whose coordinator is gone
 (a server that was killed) — and runs each with ``StudyService.run`` in a thread of its own, at most
 ``max_studies`` at a time. Stopping the scheduler pauses its studies after their in-flight trials:
-they go back to QUEUED and continue when a scheduler runs again, on this store, anywhere.
+they go back to QUEUED and continue when a scheduler runs again, on this store, anywhere. A study
+the Ray cluster is too small for (no worker has joined yet, or none with a GPU) stays QUEUED with the
+reason and is tried again every ``wait_seconds``: in a cluster, workers come and go.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Callable
 
 from guidetune.storage.errors import LeaseHeldError, StorageError
 from guidetune.storage.records import StudyState
 from guidetune.storage.store import coordinator_id
 
+from .errors import ClusterTooSmallError
 from .service import StudyService
 
 log = logging.getLogger("guidetune.scheduler")
@@ -25,10 +29,11 @@ class StudyScheduler:
     """Runs the store's runnable studies in background threads."""
 
     def __init__(self, service: StudyService, *, executor: str = "ray", ray_address: str | None = None,
-                 max_studies: int = 2, poll_seconds: float = 1.0,
+                 max_studies: int = 2, poll_seconds: float = 1.0, wait_seconds: float = 5.0,
                  on_error: Callable[[int, BaseException], None] | None = None) -> None:
         self.service, self.executor, self.ray_address = service, executor, ray_address
-        self.max_studies, self.poll_seconds = max_studies, poll_seconds
+        self.max_studies, self.poll_seconds, self.wait_seconds = max_studies, poll_seconds, wait_seconds
+        self._waiting: dict[int, float] = {}   # study id -> when to try again (the cluster was too small)
         self.on_error = on_error
         self._pause = threading.Event()
         self._active: dict[int, threading.Thread] = {}
@@ -70,7 +75,7 @@ class StudyScheduler:
             for study in self.service.store.runnable_studies():
                 if free <= 0:
                     break
-                if study.id in self._active:
+                if study.id in self._active or self._waiting.get(study.id, 0.0) > time.monotonic():
                     continue
                 thread = threading.Thread(target=self._run, args=(study.id,), name=f"study-{study.id}", daemon=True)
                 self._active[study.id] = thread
@@ -84,6 +89,12 @@ class StudyScheduler:
             self.service.run(study_id, executor=self.executor, ray_address=self.ray_address, pause=self._pause)
         except LeaseHeldError:
             pass   # another live coordinator runs it
+        except ClusterTooSmallError as exc:
+            self._waiting[study_id] = time.monotonic() + self.wait_seconds
+            try:
+                self.service.store.note_queued(study_id, f"waiting for the cluster: {exc}")
+            except StorageError as err:
+                log.warning("could not note why study %s waits: %s", study_id, err)
         except BaseException as exc:  # noqa: BLE001 - a study's failure must not end the scheduler
             log.warning("study %s failed: %s", study_id, exc)
             self._fail_if_left(study_id, exc)

@@ -209,6 +209,11 @@ class StudyStore:
         self._tx("release a study", tx)
         return self.get_study(study_id)
 
+    def note_queued(self, study_id: int, reason: str) -> None:
+        """Say why a QUEUED study has not started (it stays queued; nothing else changes)."""
+        self._tx("note why a study waits", lambda c: c.execute(update(STUDIES).where(
+            (STUDIES.c.id == study_id) & (STUDIES.c.state == StudyState.QUEUED.value)).values(stop_reason=reason)))
+
     def request_cancel(self, study_id: int) -> StudyRecord:
         """A queued study is cancelled at once; a running one stops after its in-flight trials."""
         def tx(conn: Connection) -> None:

@@ -1,7 +1,7 @@
 """The compose topology without containers: the very commands and environments of
 docker/compose.yaml as separate processes in a loopback-only network namespace (as root:
 ``unshare --net``, then ``ip link set lo up``), PostgreSQL over its Unix socket. A study submitted
-over HTTP survives a worker node killed mid-study and completes with its exact budget, nothing lost
+over HTTP before any worker joined waits, queued, and then survives a worker node killed mid-study and completes with its exact budget, nothing lost
 or doubled. Skips, with the reason, where a namespace cannot be made."""
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def test_compose_topology_survives_a_worker_node_killed_mid_study(tmp_path):
     logs = "".join(f"\n--- {p.name}\n{p.read_text()[-1500:]}" for p in sorted(tmp_path.glob("*.log")))
     assert out.returncode == 0, out.stderr[-3000:] + logs
     summary = json.loads(next(line for line in out.stdout.splitlines() if line.startswith('{"same_trials"')))
+    assert summary["waited"]["state"] == "queued" and "Ray cluster has 0" in summary["waited"]["reason"], summary
     assert summary["state"] == "complete" and summary["same_trials"], summary
     spent, reference = summary["samples_spent"]
     assert spent == reference <= summary["budget"]

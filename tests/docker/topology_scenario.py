@@ -87,7 +87,6 @@ def main(url: str, workdir: str) -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError("head not healthy:\n" + (work / "head.log").read_text()[-3000:])
             time.sleep(0.5)
-        workers = [start(worker_cmd, worker_env, work / f"worker{i}.log") for i in range(2)]
         token = subprocess.run(["guidetune", "token", "create", "--owner", "ops"], env=head_env, capture_output=True,
                                text=True, check=True).stdout.strip()
 
@@ -100,13 +99,21 @@ def main(url: str, workdir: str) -> None:
                     max_concurrent=2)
         store = StudyStore(url)
         with Client(server, token) as client:
+            # submitted before any worker joined (the API is healthy first): it waits, queued, saying why
             study = client.create_study(**spec, name="on-cluster")
+            for status in client.watch(study["id"], interval=0.2, timeout=120):
+                if "waiting for the cluster" in (status["stop_reason"] or ""):
+                    break
+            waited = {"state": status["state"], "reason": status["stop_reason"]}
+            workers = [start(worker_cmd, worker_env, work / f"worker{i}.log") for i in range(2)]
             running: list[int] = []
             for status in client.watch(study["id"], interval=0.1, timeout=300):
                 if status["trials"]["complete"] >= 3:
                     running = [t.number for t in store.trials(study["id"], states=[TrialState.RUNNING])]
-                    if running or status["state"] != "running":
+                    if running:
                         break
+                if status["state"] in ("complete", "failed", "cancelled"):
+                    break
             kill_container(workers[0])                                   # a worker node dies mid-study
             killed = {"at_complete": status["trials"]["complete"], "running": running}
             workers.append(start(worker_cmd, worker_env, work / "worker2.log"))   # and a new one joins
@@ -124,7 +131,7 @@ def main(url: str, workdir: str) -> None:
         print(json.dumps({
             "same_trials": trials(on.id) == trials(ref.id), "state": final["state"],
             "samples_spent": [on.samples_spent, store.get_study(ref.id).samples_spent], "budget": spec["budget_samples"],
-            "killed": killed, "max_attempt": max(t.attempt for t in store.trials(on.id)),
+            "killed": killed, "waited": waited, "max_attempt": max((t.attempt for t in store.trials(on.id)), default=0),
             "workers": sorted({t.worker for t in store.trials(on.id) if t.worker}),
             "told_numbers_unique": len({t.number for t in store.told_trials(on.id)}) == len(store.told_trials(on.id)),
         }), flush=True)
