@@ -55,6 +55,14 @@ def kill_container(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def keep_up(workers: list[subprocess.Popen], command: list[str], env: dict[str, str], work: Path) -> None:
+    """compose's ``restart: unless-stopped``: a worker container that exited by itself (a node that
+    timed out joining a busy head) is started again; the one the test killed is not in the list."""
+    for i, proc in enumerate(workers):
+        if proc is not None and proc.poll() is not None:
+            workers[i] = start(command, env, work / f"worker{i}-restarted.log")
+
+
 def main(url: str, workdir: str) -> None:
     work = Path(workdir)
     compose = yaml.safe_load(COMPOSE.read_text())
@@ -108,6 +116,7 @@ def main(url: str, workdir: str) -> None:
             workers = [start(worker_cmd, worker_env, work / f"worker{i}.log") for i in range(2)]
             running: list[int] = []
             for status in client.watch(study["id"], interval=0.1, timeout=300):
+                keep_up(workers, worker_cmd, worker_env, work)
                 if status["trials"]["complete"] >= 3:
                     running = [t.number for t in store.trials(study["id"], states=[TrialState.RUNNING])]
                     if running:
@@ -115,9 +124,12 @@ def main(url: str, workdir: str) -> None:
                 if status["state"] in ("complete", "failed", "cancelled"):
                     break
             kill_container(workers[0])                                   # a worker node dies mid-study
+            killed_proc = workers.pop(0)
             killed = {"at_complete": status["trials"]["complete"], "running": running}
             workers.append(start(worker_cmd, worker_env, work / "worker2.log"))   # and a new one joins
-            final = client.wait(study["id"], interval=0.5, timeout=400)
+            for final in client.watch(study["id"], interval=0.5, timeout=400):
+                keep_up(workers, worker_cmd, worker_env, work)
+            workers.append(killed_proc)
 
         service = StudyService(store)
         ref = service.create_or_continue(service.build_spec("gmm-inverse", "1.5", "beam", n_samples=16,
