@@ -317,26 +317,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
             status = client.status(study_id)
             print(json.dumps(status, indent=2)) if args.json else _print_status(status)
             return 0
-        status = _watch(client, study_id, args.interval)
+        status = client.watch_progress(study_id, args.interval)
         _print_status(status)
         return 0 if status["state"] == "complete" else 1
-
-
-def _watch(client, study_id: int, interval: float) -> dict:
-    """A live progress bar over samples spent; its "best" is the status's best score."""
-    from tqdm.auto import tqdm
-
-    bar = None
-    for status in client.watch(study_id, interval):
-        total = status["budget"]["samples"]
-        if bar is None:
-            bar = tqdm(total=total, unit="sample", desc=f"study {study_id}", file=sys.stderr)
-        bar.n = status["spent"]["samples"]
-        best = status["best"]["score"] if status["best"] else None
-        bar.set_postfix_str(f"{status['state']}, best={best}, trials={status['trials']['complete']}", refresh=False)
-        bar.refresh()
-    bar.close()
-    return status
 
 
 def _cmd_db(args: argparse.Namespace) -> int:

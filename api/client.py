@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -127,6 +128,25 @@ class Client:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"study {study_id} still {status['state']} after {timeout:g} s")
             time.sleep(interval)
+
+    def watch_progress(self, study_id: int, interval: float = 1.0, show: bool = True) -> dict[str, Any]:
+        """Follow the study to its end with a live progress bar over samples spent (on standard error;
+        ``show=False``: silently); its ``best=`` is the status's best score. Returns the final status."""
+        from tqdm.auto import tqdm
+
+        bar = None
+        for status in self.watch(study_id, interval):
+            if not show:
+                continue
+            if bar is None:
+                bar = tqdm(total=status["budget"]["samples"], unit="sample", desc=f"study {study_id}", file=sys.stderr)
+            bar.n = status["spent"]["samples"]
+            best = status["best"]["score"] if status["best"] else None
+            bar.set_postfix_str(f"{status['state']}, best={best}, trials={status['trials']['complete']}", refresh=False)
+            bar.refresh()
+        if bar is not None:
+            bar.close()
+        return status
 
     def wait(self, study_id: int, interval: float = 1.0, timeout: float | None = None) -> dict[str, Any]:
         """The study's final status."""

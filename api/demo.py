@@ -49,7 +49,7 @@ def run_demo(out: Path, *, task_name: str = "digits-label", target: str = "3", b
                                         max_fd_ratio=max_fd_ratio, n_samples=n_samples, budget_samples=budget_samples,
                                         seed=seed, max_concurrent=max_concurrent)
             print(f"study {study['id']} submitted; dashboard: {dashboard}", file=sys.stderr, flush=True)
-            status = _watch(client, study["id"], progress)
+            status = client.watch_progress(study["id"], show=progress)
             if status["state"] != "complete" or status["best"] is None:
                 raise SearchError(f"the demo study ended {status['state']} ({status['stop_reason']}) without a best")
             export = client.export(study["id"])
@@ -129,23 +129,6 @@ def _start_server(port: int, storage: str | None, executor: str, log: Path) -> _
         time.sleep(0.5)
     server.stop()
     raise SearchError(f"guidetune serve did not become healthy in 180 s; see {log}")
-
-
-def _watch(client: Client, study_id: int, progress: bool) -> dict:
-    from tqdm.auto import tqdm
-
-    bar = None
-    for status in client.watch(study_id, interval=1.0):
-        if progress:
-            if bar is None:
-                bar = tqdm(total=status["budget"]["samples"], unit="sample", desc=f"study {study_id}")
-            bar.n = status["spent"]["samples"]
-            best = status["best"]["score"] if status["best"] else None
-            bar.set_postfix_str(f"{status['state']}, best={best}", refresh=False)
-            bar.refresh()
-    if bar is not None:
-        bar.close()
-    return status
 
 
 def _best_so_far(told: list[dict]) -> list[tuple[int, float]]:
