@@ -106,7 +106,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     spec = service.build_spec(args.task, args.target, args.searcher, objective=args.objective,
                               max_fd_ratio=args.max_fd_ratio, n_samples=args.n_samples, schedules=args.schedules,
                               budget_samples=args.budget_samples, budget_passes=args.budget_passes, seed=args.seed,
-                              num_cpus=args.num_cpus, num_gpus=args.num_gpus, max_concurrent=args.max_concurrent)
+                              num_cpus=args.num_cpus, num_gpus=args.num_gpus, max_concurrent=args.max_concurrent,
+                              confirm_fraction=args.confirm_fraction, confirm_top=args.confirm_top)
     if args.executor == "local" and args.ray_address:
         raise SearchError("--ray-address needs --executor ray (the default); drop one of them")
     executor = service.executor(spec, args.executor, ray_address=args.ray_address)   # resources checked here
@@ -139,13 +140,32 @@ def _cmd_search(args: argparse.Namespace) -> int:
         print(json.dumps(json_safe(summary), indent=2))
     elif record:
         m = record["metrics"]
-        print(f"best {record['params']}\n  validity {m.get('validity')}  fidelity_fd {m.get('fidelity_fd')}  "
-              f"after {outcome.samples_spent} samples ({outcome.stop_reason}); study {study.name!r}")
+        print(f"objective {_objective_text(spec)}\nbest {record['params']}\n  in the search: validity {m.get('validity')}"
+              f"  fidelity_fd {m.get('fidelity_fd')}\n  {_stop_text(status)}; study {study.name!r}")
+        if status["confirmation"] is not None:
+            print(f"  {status['confirmation']['summary']}")
     for note in status["notices"]:
         print(f"guidetune search: note: {note}", file=sys.stderr)
     if status["feasible"] is False:
         return EXIT_INFEASIBLE
     return 0 if record else 1
+
+
+def _objective_text(spec) -> str:
+    if spec.objective == "constrained":
+        return f"constrained: maximise validity with fidelity FD ≤ {spec.max_fd_ratio:g} × the unguided model's"
+    return spec.objective
+
+
+def _stop_text(status: dict) -> str:
+    """Why the study stopped and what it spent, search and confirmation apart."""
+    spent, budget, c = status["spent"]["samples"], status["budget"]["samples"], status["confirmation"]
+    of = f" of {budget}" if budget else ""
+    if not c:
+        return f"spent {spent}{of} samples; the search stopped: {status['stop_reason']}"
+    searched = c["search_samples"]
+    return (f"spent {spent}{of} samples: the search {searched} (stopped: {c['search_stop']}), "
+            f"the fresh-seed confirmation {spent - searched}")
 
 
 def _cmd_studies(args: argparse.Namespace) -> int:
@@ -187,6 +207,8 @@ def _print_status(status: dict) -> None:
     best = status["best"]
     print(f"{'best':>12}: " + ("none yet" if best is None else
                                f"trial {best['number']} score {best['score']} params {best['params']}"))
+    if status["confirmation"] is not None:
+        print(f"{'confirmation':>12}: {status['confirmation']['summary']}")
     for note in status["notices"]:
         print(f"{'note':>12}: {note}")
 
@@ -286,7 +308,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"no such file: {path}")
     spec = {"target": args.target, "searcher": args.searcher, "objective": args.objective,
             "max_fd_ratio": args.max_fd_ratio, "n_samples": args.n_samples, "seed": args.seed,
-            "num_gpus": args.num_gpus, "max_concurrent": args.max_concurrent}
+            "num_gpus": args.num_gpus, "max_concurrent": args.max_concurrent,
+            "confirm_fraction": args.confirm_fraction, "confirm_top": args.confirm_top}
     for key in ("budget_samples", "budget_passes", "name"):
         if getattr(args, key) is not None:
             spec[key] = getattr(args, key)
@@ -413,8 +436,13 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--budget-samples", type=int, help="total samples the study may draw (its yardstick included)")
     se.add_argument("--budget-passes", type=float, help="total denoiser passes (forward + backward) the study may spend")
     se.add_argument("--n-samples", type=int, default=32, help="samples per trial at full fidelity")
-    se.add_argument("--objective", default="validity", help="validity | constrained | pareto")
-    se.add_argument("--max-fd-ratio", type=float, default=1.2, help="constrained: fidelity FD ≤ this × the unguided FD")
+    se.add_argument("--objective", default="auto", choices=("auto", "validity", "constrained", "pareto"),
+                    help="auto (default): constrained where the task has reference data, else validity")
+    se.add_argument("--max-fd-ratio", type=float, default=2.0, help="constrained: fidelity FD ≤ this × the unguided FD "
+                    "(default 2)")
+    se.add_argument("--confirm-fraction", type=float, default=0.2, help="budget held back to re-check the top "
+                    "configurations on fresh seeds (0: off; default 0.2)")
+    se.add_argument("--confirm-top", type=int, default=3, help="configurations re-checked on fresh seeds (default 3)")
     se.add_argument("--schedules", action="store_true", help="also search the ρ and μ schedules")
     _add_storage(se)
     se.add_argument("--study", help="study name: created, or continued when it exists (default: derived from the "
@@ -482,8 +510,12 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--metadata", help="more predictor metadata as JSON, e.g. '{\"num_classes\": 10}'")
     sb.add_argument("--target", required=True)
     sb.add_argument("--searcher", default="beam-mf")
-    sb.add_argument("--objective", choices=("validity", "constrained", "pareto"), default="validity")
-    sb.add_argument("--max-fd-ratio", type=float, default=1.5)
+    sb.add_argument("--objective", choices=("auto", "validity", "constrained", "pareto"), default="auto",
+                    help="auto (default): constrained where the task has reference data, else validity")
+    sb.add_argument("--max-fd-ratio", type=float, default=2.0, help="constrained: fidelity FD ≤ this × the unguided FD")
+    sb.add_argument("--confirm-fraction", type=float, default=0.2, help="budget held back to re-check the top "
+                    "configurations on fresh seeds (0: off)")
+    sb.add_argument("--confirm-top", type=int, default=3, help="configurations re-checked on fresh seeds")
     sb.add_argument("--n-samples", type=int, default=32)
     sb.add_argument("--budget-samples", type=int)
     sb.add_argument("--budget-passes", type=float)

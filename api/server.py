@@ -100,8 +100,13 @@ class StudyCreate(BaseModel):
     judge_id: str | None = Field(None, min_length=1, max_length=40)
     searcher: str = Field("beam-mf", max_length=40)
     searcher_options: dict[str, Any] = Field(default_factory=dict)
-    objective: Literal["validity", "constrained", "pareto"] = "validity"
-    max_fd_ratio: float = Field(1.5, gt=0, le=1000)
+    objective: Literal["auto", "validity", "constrained", "pareto"] = Field(
+        "auto", description="auto: constrained (fidelity within max_fd_ratio × unguided) where the task has "
+        "reference data, else validity")
+    max_fd_ratio: float = Field(2.0, gt=0, le=1000)
+    confirm_fraction: float = Field(0.2, ge=0, lt=1, description="budget held back to re-check the top "
+                                    "configurations on fresh seeds (0: off)")
+    confirm_top: int = Field(3, ge=1, le=20, description="configurations re-checked on fresh seeds")
     n_samples: int = Field(32, ge=1, le=4096)
     budget_samples: int | None = Field(None, ge=1, le=10_000_000)
     budget_passes: float | None = Field(None, gt=0, le=1e12)
@@ -510,7 +515,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                     max_fd_ratio=body.max_fd_ratio, n_samples=body.n_samples,
                                     searcher_options=body.searcher_options, budget_samples=body.budget_samples,
                                     budget_passes=body.budget_passes, budget_trials=body.budget_trials, seed=body.seed,
-                                    num_gpus=body.num_gpus, max_concurrent=body.max_concurrent)
+                                    num_gpus=body.num_gpus, max_concurrent=body.max_concurrent,
+                                    confirm_fraction=body.confirm_fraction, confirm_top=body.confirm_top)
         name = f"{who}/{body.name or service().default_name(spec)}"
         before = {s.id for s in store().list_studies(owner=who)}
         study = service().create_or_continue(spec, name, owner=who)

@@ -5,8 +5,8 @@ executor and records what comes back. The coordinator of a study is the only wri
 Packing: stored PENDING trials are grouped by ``(TFGParams.structure(), n_samples, seed)`` in number
 order, and each group (cut to ``max_pack``) is ONE evaluate call. Budgets are hard caps: a group is
 dispatched only if the samples (and predicted denoiser passes) already spent, plus those of the
-groups in flight, plus its own fit; otherwise nothing more is dispatched and the study ends when the
-in-flight groups are in.
+groups in flight, plus its own fit; otherwise the longest head of it that fits is dispatched, nothing
+more after it, and the phase ends when the in-flight groups are in (the rest stays PENDING).
 
 Resume: ``run()`` on a study that a dead coordinator left RUNNING re-queues its RUNNING trials
 (their next start is attempt + 1), rebuilds the searcher from the finished trials in the stored
@@ -21,11 +21,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence, Union
 
+from guidetune.evaluators.config_io import json_safe
 from guidetune.guidance.params import TFGParams
 from guidetune.storage.records import StudyState, Trial, TrialState
 from guidetune.storage.store import StudyStore, coordinator_id
 
+from . import confirm as confirmation
 from .base import Evaluator, Proposal, Searcher
+from .confirm import ConfirmPolicy, is_confirmation
 from .errors import BudgetTooSmallError, SearchError
 from .executors import Executor, InProcessExecutor, TrialGroup, check_outcome
 from .space import SearchSpace
@@ -56,6 +59,15 @@ class Budget:
             if value is not None and not value > 0:
                 raise SearchError(f"budget_{name} must be positive, got {value}")
 
+    def search_share(self, policy: ConfirmPolicy, n_samples: int) -> "Budget":
+        """What the search may spend when ``policy`` holds part of each budget back for the confirmation
+        (``ConfirmPolicy.reserve``; a budget too small to confirm is left whole)."""
+        samples = None if self.samples is None else \
+            self.samples - int(policy.reserve(self.samples, policy.min_replicates * n_samples))
+        passes = None if self.passes is None else self.passes - policy.reserve(self.passes, 0.0)
+        trials = None if self.trials is None else self.trials - math.ceil(policy.reserve(self.trials, policy.min_replicates))
+        return Budget(samples, passes, trials)
+
 
 @dataclass(frozen=True)
 class StudyOutcome:
@@ -68,6 +80,7 @@ class StudyOutcome:
     passes_spent: float
     stop_reason: str                          # finished | budget_samples | budget_passes | budget_trials | requested
     space: SearchSpace = field(repr=False)
+    confirmation: dict[str, Any] | None = None   # the fresh-seed re-evaluation (``confirm.summarise``), if any
 
     @property
     def best_score(self) -> float:
@@ -88,7 +101,7 @@ def outcome_of(store: StudyStore, study_id: int, space: SearchSpace) -> StudyOut
     curve = tuple((n, -math.inf if b is None else b) for n, b in store.best_curve(study_id))
     return StudyOutcome(trials=tuple(store.trials(study_id)), best=store.best_trial(study_id), history=curve,
                         samples_spent=study.samples_spent, passes_spent=study.passes_spent,
-                        stop_reason=study.stop_reason or "", space=space)
+                        stop_reason=study.stop_reason or "", space=space, confirmation=study.confirmation)
 
 
 def _stop_requested(stop: StopRequest) -> bool:
@@ -101,7 +114,12 @@ def _stop_requested(stop: StopRequest) -> bool:
 
 class StudyCoordinator:
     """Runs one stored study to its end with ``searcher`` (fresh: it is rebuilt from the store) and
-    ``executor``. ``stop`` and the store's cancel flag end it after the groups in flight."""
+    ``executor``. ``stop`` and the store's cancel flag end it after the groups in flight.
+
+    With a ``confirm`` policy the search spends only its share of the budget; when it ends, its top
+    candidates are re-evaluated on fresh seeds with what is left (``confirm.py``), the plan and the
+    summary are stored on the study, and the study's best becomes the candidate that scored best there.
+    Confirmation trials are tagged ``phase: confirm`` and never told to the searcher."""
 
     def __init__(self, store: StudyStore, study_id: int, searcher: Searcher, executor: Executor, *,
                  budget: Budget = Budget(),
@@ -112,6 +130,7 @@ class StudyCoordinator:
                  on_trial: Callable[[Trial], None] | None = None,    # called with every finished trial
                  progress: bool = False,                             # tqdm bar over samples
                  max_attempts: int = 5,                              # dispatches of a trial whose worker is lost
+                 confirm: ConfirmPolicy | None = None,               # re-evaluate the top candidates on fresh seeds
                  identity: str | None = None) -> None:               # coordinator id (default host:pid)
         if max_pack is not None and max_pack < 1:
             raise SearchError(f"max_pack must be positive, got {max_pack}")
@@ -120,7 +139,9 @@ class StudyCoordinator:
                               "functools.partial(tfg_denoiser_passes, n_steps=50)) or give the evaluator one")
         self.store, self.study_id, self.searcher, self.executor = store, study_id, searcher, executor
         self.space = searcher.space
-        self.budget, self.cost_model, self.max_pack = budget, passes_per_sample, max_pack
+        self.full_budget, self.confirm = budget, confirm
+        self.budget = budget if confirm is None else budget.search_share(confirm, searcher.n_samples)   # this phase's cap
+        self.cost_model, self.max_pack = passes_per_sample, max_pack
         self.stop, self.pause, self.on_trial, self.progress = stop, pause, on_trial, progress
         self.max_attempts = max_attempts
         self.identity = identity or coordinator_id()
@@ -130,7 +151,10 @@ class StudyCoordinator:
         self._running: dict[int, Trial] = {}                          # stored RUNNING trials by number
         self._cancel_checked = 0.0                                    # when the store's cancel flag was read
         self._told: list[Trial] = []                                  # finished trials in the order of tells
+        self._confirmed: list[Trial] = []                             # finished confirmation trials
+        self._plan: dict[str, Any] | None = None                      # the running confirmation's plan
         self._next_number = 0                                         # the number the next proposal gets
+        self._spent, self._passes = 0, 0.0                            # what the study has spent so far
 
     # ---- the planner -------------------------------------------------------------------------
     def _rebuild(self) -> None:
@@ -138,15 +162,72 @@ class StudyCoordinator:
         told = self.store.told_trials(self.study_id)
         if told and (self.searcher.told or self.searcher.pending):
             raise SearchError("the coordinator needs a fresh searcher: it rebuilds it from the stored trials")
-        self.searcher.replay(told)
-        self._told = told
+        self._told = [t for t in told if not is_confirmation(t)]
+        self._confirmed = [t for t in told if is_confirmation(t)]
+        self.searcher.replay(self._told)
         pending = self.store.trials(self.study_id, states=[TrialState.PENDING])
         self._pending = list(pending)
         self.searcher.restore_pending([Proposal(t.params, t.n_samples, t.tags, seed_offset=t.seed - self.study_seed)
-                                       for t in pending])
+                                       for t in pending if not is_confirmation(t)])
+        if self._plan is not None:
+            self.budget = self.full_budget
+            if not self._confirmed and not any(is_confirmation(t) for t in pending):
+                self._pending += self._add_confirmation_trials()   # the plan was stored, its trials were not
+
+    # ---- the confirmation --------------------------------------------------------------------
+    def _start_confirmation(self, search_stop: str) -> bool:
+        """Plan the re-evaluation of the top candidates with what the search left, store the plan and
+        its trials; False (and a ``skipped`` record saying why) when the budget left cannot pay for it."""
+        policy, full, n = self.confirm, self.full_budget, self.searcher.n_samples
+        cands = confirmation.candidates(self._told, self.searcher.score, policy.top)
+        available = 1 << 62
+        if full.samples is not None:
+            available = full.samples - self._spent
+        if full.passes is not None and cands:
+            per_sample = max(self.cost_model(TFGParams.from_dict(c.config)) for c in cands)
+            available = min(available, int((full.passes - self._passes) // per_sample))
+        trials_left = None if full.trials is None else full.trials - self._n_trials()
+        k, r = confirmation.plan(available, n, len(cands), policy, trials_left)
+        best = self.searcher.best(self._told)
+        common = {"search_stop": search_stop, "search_samples": self._spent, "level": policy.level, "n_samples": n,
+                  "search_best": None if best is None else {"number": best.number, "score": self.searcher.score(best)}}
+        if k == 0:
+            why = ("no trial of the search succeeded" if not cands else
+                   f"{available if full.samples is not None else 'too few'} samples left after the search; "
+                   f"a confirmation needs {policy.min_replicates} × {n}")
+            self.store.record_confirmation(self.study_id, self.identity, {**common, "state": "skipped", "reason": why})
+            return False
+        self._plan = {**common, "state": "running", "replicates": r,
+                      "seed": confirmation.replicate_seed(self.study_seed, 0, n),
+                      "candidates": [{"number": c.number, "params": c.params, "config": c.config,
+                                      "search_score": self.searcher.score(c), "search_n_samples": c.n_samples}
+                                     for c in cands[:k]]}
+        self.store.record_confirmation(self.study_id, self.identity, json_safe(self._plan))
+        self.budget = full
+        self._pending = self._add_confirmation_trials()
+        return True
+
+    def _add_confirmation_trials(self) -> list[Trial]:
+        n, plan = self._plan["n_samples"], self._plan
+        rows = [dict(params=c["params"], config=c["config"], n_samples=n,
+                     seed=confirmation.replicate_seed(self.study_seed, r, n),
+                     tags={"phase": confirmation.PHASE, "candidate": i, "replicate": r, "of": c["number"]})
+                for r in range(plan["replicates"]) for i, c in enumerate(plan["candidates"])]
+        stored = self.store.add_trials(self.study_id, self.identity, rows, first_number=self._next_number)
+        self._next_number += len(stored)
+        return stored
+
+    def _finish_confirmation(self) -> None:
+        """Store the summary; the study's best becomes the candidate with the best fresh score."""
+        summary = confirmation.summarise(self._plan, self._confirmed, self.searcher.objective)
+        winner = summary["winner"]
+        self.store.record_confirmation(self.study_id, self.identity, json_safe(summary),
+                                       best_number=None if winner is None else winner["number"])
 
     def _propose(self) -> list[Trial]:
         """Ask the searcher and store its proposals PENDING (numbered by the store)."""
+        if self._plan is not None:
+            return []     # the confirmation's trials were all stored with its plan
         limit = None
         if self.budget.trials is not None:
             limit = self.budget.trials - self._n_trials()
@@ -221,6 +302,8 @@ class StudyCoordinator:
     def run(self) -> StudyOutcome:
         study = self.store.claim_study(self.study_id, self.identity)
         self._next_number = self.store.counts_total(self.study_id)
+        if study.confirmation is not None and study.confirmation.get("state") == "running":
+            self._plan = study.confirmation
         try:
             reason = self._loop(study.samples_spent, study.passes_spent, first=study.n_told == 0)
         except KeyboardInterrupt:
@@ -245,36 +328,53 @@ class StudyCoordinator:
             pass  # the store is gone or another coordinator took over: the next run resumes from the store
 
     def _loop(self, spent: int, passes: float, *, first: bool) -> str:
+        """The search phase, then (with a ``confirm`` policy) the confirmation; the search's stop reason."""
+        self._spent, self._passes = spent, passes
         self.store.requeue_running(self.study_id, self.identity)
         self._rebuild()
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
-            bar = tqdm(total=self.budget.samples, unit="sample", desc=f"{self.searcher.name} search", initial=spent)
-        stopping: str | None = None
+            bar = tqdm(total=self.full_budget.samples, unit="sample", desc=f"{self.searcher.name} search", initial=spent)
         try:
-            while True:
-                if stopping is None and (_stop_requested(self.stop) or self._cancelled()):
-                    stopping = "requested"
-                if stopping is None and _stop_requested(self.pause):
-                    stopping = PAUSED
-                while stopping is None and len(self._in_flight) < self.executor.capacity:
-                    stopping, dispatched, first = self._fill(spent, passes, first)
-                    if not dispatched:
-                        break
-                if not self._in_flight:
-                    return stopping or "finished"
-                for outcome in self.executor.wait():
-                    group, _ = self._in_flight.pop(outcome.group.numbers[0])
-                    for t in self._record(outcome):
-                        spent += t.n_samples
-                        passes += _passes_of(t)
-                        if bar is not None:
-                            bar.update(t.n_samples)
-                            bar.set_postfix(best=f"{self._best_score():.4g}", trials=len(self._told))
+            if self._plan is None:
+                reason = self._drive(bar, first)
+                if self.confirm is None or reason in ("requested", PAUSED) or not self._start_confirmation(reason):
+                    return reason
+            reason = self._plan["search_stop"]
+            if bar is not None:
+                bar.set_description("confirming on fresh seeds")
+            end = self._drive(bar, first=False)
+            if end in ("requested", PAUSED):
+                return end
+            self._finish_confirmation()
+            return reason
         finally:
             if bar is not None:
                 bar.close()
+
+    def _drive(self, bar, first: bool) -> str:
+        """Dispatch and record until nothing is left to run in this phase (or a stop); why it ended."""
+        stopping: str | None = None
+        while True:
+            if stopping is None and (_stop_requested(self.stop) or self._cancelled()):
+                stopping = "requested"
+            if stopping is None and _stop_requested(self.pause):
+                stopping = PAUSED
+            while stopping is None and len(self._in_flight) < self.executor.capacity:
+                stopping, dispatched, first = self._fill(self._spent, self._passes, first)
+                if not dispatched:
+                    break
+            if not self._in_flight:
+                return stopping or "finished"
+            for outcome in self.executor.wait():
+                group, _ = self._in_flight.pop(outcome.group.numbers[0])
+                for t in self._record(outcome):
+                    self._spent += t.n_samples
+                    self._passes += _passes_of(t)
+                    if bar is not None:
+                        bar.update(t.n_samples)
+                        bar.set_postfix(best=f"{self._best_score():.4g}", trials=len(self._told))
 
     def _fill(self, spent: int, passes: float, first: bool) -> tuple[str | None, int, bool]:
         """Dispatch stored PENDING groups (asking the searcher for more when there are none) while slots
@@ -293,8 +393,11 @@ class StudyCoordinator:
             if len(self._in_flight) >= self.executor.capacity:
                 break
             reason, predicted = self._over_budget(group, spent, passes)
-            if reason is not None:
-                return reason, dispatched, first
+            if reason is not None:   # what fits of the group still runs (no samples left on the table)
+                group, predicted = self._part_that_fits(group, spent, passes)
+                if group is None:
+                    return reason, dispatched, first
+                stopping = reason
             worker = self.executor.worker_for(group)
             for t in self.store.start_trials(self.study_id, self.identity, group.numbers, worker=worker):
                 self._running[t.number] = t
@@ -302,7 +405,18 @@ class StudyCoordinator:
             self._in_flight[group.numbers[0]] = (group, predicted)
             self.executor.submit(group)
             dispatched += 1
+            if stopping is not None:
+                break
         return stopping, dispatched, first
+
+    def _part_that_fits(self, group: TrialGroup, spent: int, passes: float) -> tuple[TrialGroup | None, float]:
+        """The longest head of ``group`` that the budget still pays for (None if not even one trial)."""
+        for m in range(len(group.numbers) - 1, 0, -1):
+            head = TrialGroup(group.numbers[:m], group.configs[:m], group.n_samples, group.seed)
+            reason, predicted = self._over_budget(head, spent, passes)
+            if reason is None:
+                return head, predicted
+        return None, 0.0
 
     def _cancelled(self) -> bool:
         """The store's cancel flag, read at most once a second (another process sets it)."""
@@ -335,8 +449,11 @@ class StudyCoordinator:
                 done = trial.fail(f"{outcome.error}; gave up after {trial.attempt} attempts")
             else:
                 done = trial.fail(outcome.error)
-            self.searcher.tell(done)
-            self._told.append(done)
+            if is_confirmation(done):
+                self._confirmed.append(done)
+            else:
+                self.searcher.tell(done)
+                self._told.append(done)
             best = self.searcher.best(self._told)
             best_score = self.searcher.score(best) if best is not None else None
             stored = self.store.finish_trial(

@@ -27,7 +27,7 @@ from .base import Proposal, Searcher
 from .beam import BeamSearcher
 from .errors import SearchError
 from .objective import Objective
-from .space import SearchSpace
+from .space import LogFloat, SearchSpace
 
 FINAL_SEED_OFFSET = 1_000_003  # held-out seeds for the final re-evaluation
 MIN_LEVEL_SAMPLES = 16         # a default first level never goes below this (an accuracy in 1/16 steps)
@@ -234,9 +234,13 @@ class AdaptiveFidelityBeam(BeamSearcher):
                  final_top: int = 2,
                  coarse_stride: int = 2,            # ladder steps per move at the first level
                  two_way: bool = True,              # children step down as well as up
+                 start: str = "low",                # "low": TFG's weakest corner; "center": mid-ladder
                  trials: Iterable[Trial] = ()) -> None:
         if coarse_stride < 1:
             raise SearchError(f"coarse_stride must be >= 1, got {coarse_stride}")
+        if start not in ("low", "center"):
+            raise SearchError(f"start must be 'low' (TFG's weakest corner) or 'center' (mid-ladder), got {start!r}")
+        self.start = start
         self.coarse_stride = coarse_stride
         self.two_way = two_way
         self.levels = rung_sizes(min_samples or default_min_samples(n_samples), 2, n_samples)
@@ -256,6 +260,17 @@ class AdaptiveFidelityBeam(BeamSearcher):
     def stride(self) -> int:
         """Ladder steps per move at the current level: ``coarse_stride`` at the first, halved at each next level (at least 1)."""
         return max(1, self.coarse_stride >> self._level)
+
+    def _round0(self) -> list[dict[str, Any]]:
+        """The start point and its children; ``start="center"`` puts every strength (ρ̄, μ̄, γ̄) in the
+        middle of its ladder (integer counts stay at their start: larger ones cost more passes)."""
+        point = self._space.start_point()
+        if self.start == "center":
+            for p in self._walked:
+                if isinstance(p, LogFloat):
+                    ladder = p.ladder()
+                    point[p.name] = ladder[(len(ladder) - 1) // 2]
+        return [point] + self._children([point], exclude=[point])
 
     def _children(self, parents: list[dict[str, Any]], exclude: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Per parent and walked parameter: one child ``stride`` ladder steps up, one ``stride`` down

@@ -29,13 +29,16 @@ from guidetune.storage.records import StudyRecord, StudySpec, StudyState, Trial
 from guidetune.storage.store import StudyStore, coordinator_id
 
 from .base import SEARCHER_NAMES, Searcher, make_searcher
+from .confirm import ConfirmPolicy
+from .confirm import describe as describe_confirmation
 from .coordinator import Budget, StopRequest, StudyCoordinator, StudyOutcome, outcome_of, tfg_denoiser_passes
 from .errors import BudgetTooSmallError, SearchError, UnknownSearcherError
 from .executors import Executor, InProcessExecutor
 from .objective import ConstrainedValidity, MaximizeValidity, Objective, ParetoValidityFidelity
 from .space import LogFloat, SearchSpace, default_tfg_space
 
-OBJECTIVES = ("validity", "constrained", "pareto")
+OBJECTIVES = ("auto", "validity", "constrained", "pareto")
+DEFAULT_MAX_FD_RATIO = 2.0   # the default guard: fidelity FD within 2× the unguided model's (BENCHMARKS §4, §9)
 YARDSTICK_MIN_SAMPLES = 8
 
 
@@ -124,13 +127,16 @@ class StudyService:
         self.store = store
 
     # ---- create ---------------------------------------------------------------------------------
-    def build_spec(self, task: str, target: str, searcher: str = "beam-mf", *, objective: str = "validity",
-                   max_fd_ratio: float = 1.2, n_samples: int = 32, schedules: bool = False,
+    def build_spec(self, task: str, target: str, searcher: str = "beam-mf", *, objective: str = "auto",
+                   max_fd_ratio: float = DEFAULT_MAX_FD_RATIO, n_samples: int = 32, schedules: bool = False,
                    searcher_options: dict[str, Any] | None = None, budget_samples: int | None = None,
                    budget_passes: float | None = None, budget_trials: int | None = None, seed: int = 0,
-                   num_cpus: float = 1.0, num_gpus: float = 0.0, max_concurrent: int = 1) -> StudySpec:
+                   num_cpus: float = 1.0, num_gpus: float = 0.0, max_concurrent: int = 1,
+                   confirm_fraction: float = 0.2, confirm_top: int = 3) -> StudySpec:
         """A checked spec: every name resolves, the budget pays for the yardstick and one trial.
-        Raises before any sampling; messages name the command-line flags."""
+        Raises before any sampling; messages name the command-line flags. ``objective="auto"`` is
+        ``constrained`` (fidelity within ``max_fd_ratio`` × the unguided FD) where the task has reference
+        data, else ``validity``; the spec stores the one chosen."""
         loaded = make_task(task)
         target = loaded.check_target(target)
         if searcher not in SEARCHER_NAMES:
@@ -146,6 +152,10 @@ class StudyService:
             raise SearchError(f"--max-concurrent must be a positive integer, got {max_concurrent!r}")
         if not (num_cpus >= 0 and num_gpus >= 0):
             raise SearchError(f"--num-cpus and --num-gpus must be >= 0, got {num_cpus} and {num_gpus}")
+        if confirm_fraction != 0:
+            ConfirmPolicy(fraction=confirm_fraction, top=confirm_top)    # checked: in (0, 1), top >= 1
+        if objective == "auto":
+            objective = "constrained" if getattr(loaded, "has_reference", True) else "validity"
         if objective != "validity" and not getattr(loaded, "has_reference", True):
             raise SearchError(f"--objective {objective} needs the task's reference data for fidelity; task "
                               f"{loaded.name!r} has none: use --objective validity or add a 'reference' to its spec")
@@ -157,14 +167,18 @@ class StudyService:
             budget_trials=budget_trials, seed=seed,
             task_sha256=_sha256(Path(task)) if task.endswith(".json") else None,
             judge=None if getattr(loaded, "judge_is_guide", False) else "independent",
-            num_cpus=float(num_cpus), num_gpus=float(num_gpus), max_concurrent=max_concurrent)
+            num_cpus=float(num_cpus), num_gpus=float(num_gpus), max_concurrent=max_concurrent,
+            confirm_fraction=float(confirm_fraction), confirm_top=confirm_top)
         searcher_obj = self._searcher(spec, MaximizeValidity())   # options checked by the constructor
         if budget_samples is not None:
             first = min_first_trial(searcher_obj)
             need = first + (self._yardstick_cost(spec) if objective != "validity" else 0)
-            if need > budget_samples:
+            policy = confirm_policy(spec)
+            share = budget_samples if policy is None else Budget(budget_samples).search_share(policy, n_samples).samples
+            if need > share:
                 what = "the unguided yardstick and one trial" if objective != "validity" else "one trial"
-                raise BudgetTooSmallError(f"--budget-samples {budget_samples} cannot pay for {what} ({need} samples); "
+                held = "" if share == budget_samples else f" after {budget_samples - share} held back for the confirmation"
+                raise BudgetTooSmallError(f"--budget-samples {budget_samples} cannot pay for {what} ({need} samples){held}; "
                                           "raise --budget-samples or lower --n-samples")
         return spec
 
@@ -252,7 +266,8 @@ class StudyService:
         coordinator = StudyCoordinator(
             self.store, study.id, self._searcher(spec, objective), executor,
             budget=Budget(spec.budget_samples, spec.budget_passes, spec.budget_trials),
-            passes_per_sample=evaluator.passes_per_sample, max_pack=max_pack, stop=stop, pause=pause, progress=progress)
+            passes_per_sample=evaluator.passes_per_sample, max_pack=max_pack, stop=stop, pause=pause, progress=progress,
+            confirm=confirm_policy(spec))
         return coordinator.run()
 
     def _ensure_yardstick(self, study: StudyRecord, task: Task) -> StudyRecord:
@@ -302,7 +317,9 @@ class StudyService:
             "yardstick_samples": (study.yardstick or {}).get("samples", 0),
             "best": None if best is None else {"number": best.number, "score": best.score, "params": best.params,
                                                "n_samples": best.n_samples,
-                                               "metrics": best.result.to_dict() if best.result else None},
+                                               "metrics": best.result.to_dict() if best.result else None,
+                                               "confirmed": confirmed(study)},
+            "confirmation": confirmation_status(study),
             "created_at": study.created_at.isoformat(), "finished_at": study.finished_at.isoformat()
             if study.finished_at else None,
             "judge": "guide" if spec.judge is None else "independent",
@@ -343,18 +360,52 @@ class StudyService:
                                metrics=best.result.to_dict() if best.result else {})
         record["study"] = {"name": study.name, "trial": best.number, "score": best.score,
                            "objective": study.spec.objective, "searcher": study.spec.searcher}
+        record["confirmed"] = confirmed(study)
+        record["notices"] = study_notices(study, best)
         return record
+
+
+def confirm_policy(spec: StudySpec) -> ConfirmPolicy | None:
+    """The spec's confirmation on fresh seeds, or None when it is turned off (``confirm_fraction`` 0)."""
+    return ConfirmPolicy(fraction=spec.confirm_fraction, top=spec.confirm_top) if spec.confirm_fraction > 0 else None
 
 
 JUDGE_IS_GUIDE = ("no separate judge: validity was scored by the guide itself (optimistic: guidance climbs the "
                   "guide's gradient and can fool it), and fidelity metrics compare with the model's own samples")
 
 
+def confirmed(study: StudyRecord) -> dict[str, Any] | None:
+    """The winner's fresh-seed numbers (``confirm.summarise``) with the interval's level and what the search
+    saw, once the confirmation is done; None before, or without one."""
+    c = study.confirmation
+    if not c or c.get("state") != "done" or c.get("winner") is None:
+        return None
+    return {**c["winner"], "level": c["level"], "search_best": c.get("search_best"),
+            "search_best_lost": c.get("search_best_lost"), "summary": describe_confirmation(c)}
+
+
+def confirmation_status(study: StudyRecord) -> dict[str, Any] | None:
+    """The confirmation for a poller: its state (running | done | skipped), the plan and, when done,
+    each candidate's fresh-seed result (without the full configs)."""
+    c = study.confirmation
+    if not c:
+        return None
+    out = {k: v for k, v in c.items() if k not in ("candidates", "results", "winner")}
+    out["candidates"] = c.get("results") or [{k: v for k, v in cand.items() if k != "config"}
+                                             for cand in c.get("candidates", [])]
+    out["summary"] = describe_confirmation(c)
+    return out
+
+
 def feasible(study: StudyRecord, best: Trial | None) -> bool | None:
     """For a constrained study: whether its best keeps fidelity within the stated factor of unguided
-    sampling (None for other objectives, or before a best and a yardstick exist)."""
+    sampling — on the fresh seeds of the confirmation when there is one, else on the search's own
+    (None for other objectives, or before a best and a yardstick exist)."""
     if study.spec.objective != "constrained" or best is None or best.result is None or study.yardstick is None:
         return None
+    fresh = confirmed(study)
+    if fresh is not None and fresh.get("constraint") is not None:
+        return fresh["constraint"] <= 0
     table = {int(n): fd for n, fd in study.yardstick["fd"].items()}
     violation = ConstrainedValidity(unguided_fd=table, max_ratio=study.spec.max_fd_ratio).constraint(best.result)
     return violation is not None and violation <= 0
@@ -366,8 +417,19 @@ def study_notices(study: StudyRecord, best: Trial | None) -> list[str]:
     if study.spec.judge is None:
         notes.append(JUDGE_IS_GUIDE)
     if feasible(study, best) is False:
-        notes.append(f"infeasible: no trial kept fidelity within {study.spec.max_fd_ratio:g}× the unguided FD; the best "
-                     "shown is the least-violating one. Raise --max-fd-ratio or use --objective validity/pareto")
+        where = "on fresh seeds" if confirmed(study) is not None else "in the search"
+        notes.append(f"infeasible: the best does not keep fidelity within {study.spec.max_fd_ratio:g}× the unguided FD "
+                     f"{where}; it is the least-violating candidate. Raise --max-fd-ratio or use --objective "
+                     "validity/pareto")
+    c = study.confirmation or {}
+    if c.get("state") == "skipped":
+        notes.append(f"the best was not re-checked on fresh seeds: {c['reason']}; its score is the search's own "
+                     "(optimistic)")
+    if c.get("search_best_lost"):
+        seen, w = c["search_best"], c["winner"]
+        notes.append(f"winner's curse: the search's best scored {seen['score']:.4g} on its own seeds, above the "
+                     f"{c['level']:.0%} interval of the winner on fresh seeds ({w['score']:.4g} ± "
+                     f"{w['score_half_width']:.2g}); expect the fresh number")
     if study.state is StudyState.FAILED:
         notes.append(f"the study failed: {study.stop_reason}")
     return notes

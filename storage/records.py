@@ -181,6 +181,8 @@ class StudySpec:
     num_cpus: float = 1.0                              # CPUs a worker asks Ray for
     num_gpus: float = 0.0                              # GPUs a worker asks Ray for (0.25: four share one)
     max_concurrent: int = 1                            # trial groups in flight at once
+    confirm_fraction: float = 0.2                      # budget held back to re-check the top configs on fresh seeds (0: off)
+    confirm_top: int = 3                               # configurations re-checked
     spec_version: int = SPEC_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -222,6 +224,7 @@ class StudyRecord:
     best_number: int | None                 # the searcher's reported best trial (set as the study runs)
     coordinator: str | None                 # the process holding the study, while it runs
     counts: dict[str, int] = field(default_factory=dict, compare=False)   # trials per state when read
+    confirmation: dict[str, Any] | None = None   # the top candidates on fresh seeds: plan, then summary
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "owner": self.owner, "spec": self.spec.to_dict(),
@@ -229,7 +232,7 @@ class StudyRecord:
                 "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at),
                 "samples_spent": self.samples_spent, "passes_spent": self.passes_spent, "n_told": self.n_told,
                 "yardstick": copy.deepcopy(self.yardstick), "best_number": self.best_number,
-                "coordinator": self.coordinator}
+                "coordinator": self.coordinator, "confirmation": copy.deepcopy(self.confirmation)}
 
 
 def _iso(value: datetime | None) -> str | None:

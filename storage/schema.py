@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_REVISION = "0002"   # the Alembic head this code reads and writes
+SCHEMA_REVISION = "0003"   # the Alembic head this code reads and writes
 
 
 class Base(DeclarativeBase):
@@ -39,6 +39,7 @@ class StudyRow(Base):
     n_failed: Mapped[int] = mapped_column(Integer, default=0)        # minus the others): status reads one row
     n_pruned: Mapped[int] = mapped_column(Integer, default=0)
     yardstick: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    confirmation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)   # fresh-seed re-evaluation
     best_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     coordinator: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)

@@ -242,6 +242,20 @@ class StudyStore:
         self._tx("record the yardstick", tx)
         return self.get_study(study_id)
 
+    def record_confirmation(self, study_id: int, coordinator: str, confirmation: dict[str, Any], *,
+                            best_number: int | None = None) -> StudyRecord:
+        """Store the study's confirmation (its plan, or its summary) and, with ``best_number``, make that
+        trial the study's reported best."""
+        values: dict[str, Any] = {"confirmation": confirmation}
+        if best_number is not None:
+            values["best_number"] = best_number
+
+        def tx(conn: Connection) -> None:
+            self._fence(conn, study_id, coordinator)
+            conn.execute(update(STUDIES).where(STUDIES.c.id == study_id).values(**values))
+        self._tx("record the confirmation", tx)
+        return self.get_study(study_id)
+
     # ---- the HTTP service's records: tokens, uploads, idempotency keys ------------------------
     def add_token(self, token_sha256: str, owner: str) -> None:
         """Store an API token's hash for ``owner`` (the token itself is never stored)."""
@@ -586,7 +600,8 @@ def _study(row: Row) -> StudyRecord:
                        state=StudyState(row.state), stop_reason=row.stop_reason, created_at=row.created_at,
                        started_at=row.started_at, finished_at=row.finished_at, samples_spent=int(row.samples_spent),
                        passes_spent=float(row.passes_spent), n_told=row.n_told, yardstick=row.yardstick,
-                       best_number=row.best_number, coordinator=row.coordinator, counts=_counts(row))
+                       best_number=row.best_number, coordinator=row.coordinator, counts=_counts(row),
+                       confirmation=row.confirmation)
 
 
 __all__ = ["StudyStore", "StorageError", "coordinator_id", "utcnow"]

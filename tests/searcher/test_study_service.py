@@ -265,7 +265,7 @@ def test_bad_input_fails_before_anything_is_stored(store_url):
     with pytest.raises(EvaluatorError, match="unknown task"):
         service.build_spec("mnist", "1", "beam", budget_samples=100)
     with pytest.raises(BudgetTooSmallError, match="--budget-samples 20 cannot pay for one trial"):
-        service.build_spec("gmm-inverse", "1.5", "beam", budget_samples=20, n_samples=32)
+        service.build_spec("gmm-inverse", "1.5", "beam", objective="validity", budget_samples=20, n_samples=32)
     with pytest.raises(BudgetTooSmallError, match="the unguided yardstick and one trial"):
         service.build_spec("gmm-inverse", "1.5", "beam", objective="constrained", budget_samples=40, n_samples=32)
     with pytest.raises(SearchError, match="give a budget"):

@@ -1,0 +1,198 @@
+"""The confirmation phase: a study's top candidates re-evaluated on fresh seeds before it reports a best.
+
+A search ranks configurations on the seeds it happened to draw, and the maximum of many noisy
+scores is biased upward (the winner's curse): the number it prints overstates what the exported
+config gives on a user's own seeds. So a stored study holds back part of its budget (``fraction``)
+from the search, and when the search ends (its share spent, or the searcher out of proposals: the
+leftover is added) it re-evaluates its ``top`` distinct best configurations:
+
+* every candidate on the same ``replicates`` blocks of ``n_samples`` fresh seeds (seeds no search
+  trial used; common random numbers, so the candidates of a block pack in one batch and their
+  comparison is paired);
+* each candidate's fresh score is the objective of its replicates' mean metrics, with a Student-t
+  interval from the spread of its replicates (two or more: the plan drops candidates before it
+  drops below two replicates);
+* the winner is the best fresh score; the study reports it, the samples it rests on, the gap between
+  what the guide and the judge saw, and whether the search's printed best lies above its interval.
+
+Pure functions: the coordinator stores the plan and the summary (``studies.confirmation``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from scipy import stats
+
+from guidetune.evaluators.records import TrialResult
+from guidetune.storage.records import Trial, TrialState
+
+from .errors import SearchError
+from .objective import Objective
+
+SEED_OFFSET = 7_000_001    # fresh seeds: apart from the trials' (0…), beam-mf's final (1_000_003) and the yardstick's
+PHASE = "confirm"          # the ``phase`` tag of a confirmation trial
+
+
+@dataclass(frozen=True)
+class ConfirmPolicy:
+    fraction: float = 0.2      # of the budget held back from the search for the confirmation
+    top: int = 3               # distinct configurations re-evaluated
+    min_replicates: int = 2    # blocks of fresh seeds per candidate (an interval needs two)
+    level: float = 0.95        # confidence of the reported interval
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fraction < 1:
+            raise SearchError(f"the confirmation fraction must be in (0, 1), got {self.fraction!r} "
+                              "(--confirm-fraction; 0 turns the confirmation off)")
+        if not isinstance(self.top, int) or self.top < 1:
+            raise SearchError(f"--confirm-top must be a positive integer, got {self.top!r}")
+        if self.min_replicates < 2 or not 0 < self.level < 1:
+            raise SearchError(f"need min_replicates >= 2 and 0 < level < 1, got {self.min_replicates}, {self.level}")
+
+    def reserve(self, total: float, unit: float) -> float:
+        """What to hold back of a budget ``total`` whose smallest confirmation costs ``unit`` (one
+        candidate, ``min_replicates`` blocks): ``fraction`` of it, raised to ``unit``; 0 when that would
+        take more than half the budget (too small a budget to confirm: the search gets all)."""
+        held = max(self.fraction * total, unit)
+        return held if held <= total / 2 else 0.0
+
+
+def is_confirmation(trial: Trial) -> bool:
+    return trial.tags.get("phase") == PHASE
+
+
+def candidates(trials: Sequence[Trial], score: Callable[[Trial], float], top: int) -> list[Trial]:
+    """The ``top`` best distinct configurations among COMPLETE search trials: each config by its
+    trial at the largest sample count it was run at (the latest of those), ranked full-size first,
+    then by score (ties: the earlier trial)."""
+    complete = [t for t in trials if t.state is TrialState.COMPLETE and not is_confirmation(t)
+                and math.isfinite(score(t))]
+    if not complete:
+        return []
+    by_config: dict[str, Trial] = {}
+    for t in complete:
+        key = repr(sorted(t.params.items()))
+        held = by_config.get(key)
+        if held is None or t.n_samples >= held.n_samples:
+            by_config[key] = t
+    n_max = max(t.n_samples for t in complete)
+    ranked = sorted(by_config.values(), key=lambda t: (t.n_samples == n_max, score(t), -t.number), reverse=True)
+    return ranked[:top]
+
+
+def plan(available_samples: int, n_samples: int, n_candidates: int, policy: ConfirmPolicy,
+         available_trials: int | None = None) -> tuple[int, int]:
+    """(candidates, replicates) that ``available_samples`` (and trials) pay for: every replicate
+    ``n_samples`` fresh samples, as many replicates as fit for up to ``policy.top`` candidates, fewer
+    candidates rather than fewer than ``min_replicates``; ``(0, 0)`` when not even one candidate fits."""
+    for k in range(min(policy.top, n_candidates), 0, -1):
+        r = available_samples // (k * n_samples)
+        if available_trials is not None:
+            r = min(r, available_trials // k)
+        if r >= policy.min_replicates:
+            return k, int(r)
+    return 0, 0
+
+
+def replicate_seed(study_seed: int, replicate: int, n_samples: int) -> int:
+    return study_seed + SEED_OFFSET + replicate * n_samples
+
+
+def _mean_interval(values: Sequence[float], level: float) -> tuple[float, float]:
+    """Mean and the half-width of its two-sided Student-t interval (NaN with one value)."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, math.nan
+    t = float(stats.t.ppf(0.5 + level / 2, len(values) - 1))
+    return mean, t * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def _finite_mean(values: Sequence[float]) -> float:
+    kept = [v for v in values if math.isfinite(v)]
+    return statistics.fmean(kept) if kept else math.nan
+
+
+def mean_result(results: Sequence[TrialResult]) -> TrialResult:
+    """One result for a candidate's replicates: every metric averaged (NaN where none is finite),
+    ``n_samples`` their total."""
+    first = results[0]
+    return dataclasses.replace(
+        first, n_samples=sum(r.n_samples for r in results), seed=min(r.seed for r in results),
+        validity=_finite_mean([r.validity for r in results]),
+        guide_validity=_finite_mean([r.guide_validity for r in results]),
+        fidelity_fd=_finite_mean([r.fidelity_fd for r in results]), kid=_finite_mean([r.kid for r in results]),
+        precision=_finite_mean([r.precision for r in results]), recall=_finite_mean([r.recall for r in results]),
+        seconds_per_sample=_finite_mean([r.seconds_per_sample for r in results]), extras={})
+
+
+def summarise(plan_record: dict[str, Any], replicates: Sequence[Trial], objective: Objective) -> dict[str, Any]:
+    """The confirmation's result from its plan (``candidates``: [{"number", "params", "score"}], the
+    search's reported ``search_best``) and its finished replicate trials: per candidate the fresh
+    score and validity with intervals; the winner; whether the search's best lost more than its interval."""
+    level = float(plan_record["level"])
+    lo, hi = getattr(objective, "validity_range", (0.0, 1.0))
+    rows = []
+    for i, planned in enumerate(plan_record["candidates"]):
+        cand = {k: v for k, v in planned.items() if k != "config"}
+        done = [t for t in replicates if t.tags.get("candidate") == i and t.state is TrialState.COMPLETE]
+        if not done:
+            rows.append({**cand, "replicates": 0, "n_samples": 0, "score": None, "failed": len(
+                [t for t in replicates if t.tags.get("candidate") == i])})
+            continue
+        pooled = mean_result([t.result for t in done])
+        score = objective.score(pooled)
+        validity, v_half = _mean_interval([t.result.validity for t in done], level)
+        _, s_half = _mean_interval([objective.score(t.result) for t in done], level)
+        gaps = [t.result.guide_validity - t.result.validity for t in done if math.isfinite(t.result.guide_validity)]
+        rows.append({
+            **cand, "replicates": len(done), "n_samples": pooled.n_samples,
+            "score": score if math.isfinite(score) else None,
+            "score_half_width": s_half if math.isfinite(s_half) else None,
+            "validity": validity, "validity_half_width": v_half if math.isfinite(v_half) else None,
+            "normalised_validity": (validity - lo) / (hi - lo),
+            "guide_validity": pooled.guide_validity if math.isfinite(pooled.guide_validity) else None,
+            "guide_judge_gap": statistics.fmean(gaps) if gaps else None,
+            "fidelity_fd": pooled.fidelity_fd if math.isfinite(pooled.fidelity_fd) else None,
+            "constraint": objective.constraint(pooled),
+            "failed": len([t for t in replicates if t.tags.get("candidate") == i]) - len(done),
+        })
+    scored = [r for r in rows if r["score"] is not None]
+    winner = max(scored, key=lambda r: r["score"]) if scored else None   # max keeps the first of equals
+    search_best = plan_record.get("search_best")
+    lost = None
+    if winner is not None and search_best is not None and winner["score_half_width"] is not None:
+        lost = search_best["score"] > winner["score"] + winner["score_half_width"]
+    return {**plan_record, "state": "done", "results": rows,
+            "winner": None if winner is None else {k: winner[k] for k in (
+                "number", "params", "score", "score_half_width", "validity", "validity_half_width",
+                "normalised_validity", "n_samples", "replicates", "guide_validity", "guide_judge_gap",
+                "fidelity_fd", "constraint")},
+            "search_best_lost": lost}
+
+
+def describe(confirmation: dict[str, Any] | None) -> str | None:
+    """One line for a person: the fresh-seed score of the winner and how it compares with the search."""
+    if not confirmation:
+        return None
+    if confirmation.get("state") == "skipped":
+        return f"not confirmed on fresh seeds: {confirmation['reason']}"
+    if confirmation.get("state") != "done":
+        return (f"confirming {len(confirmation['candidates'])} candidates on {confirmation['replicates']} blocks of "
+                f"{confirmation['n_samples']} fresh seeds")
+    w = confirmation.get("winner")
+    if w is None:
+        return "the confirmation on fresh seeds failed for every candidate"
+    half = "?" if w["score_half_width"] is None else f"{w['score_half_width']:.2g}"
+    text = (f"fresh seeds: score {w['score']:.4g} ± {half} ({confirmation['level']:.0%} CI, {w['n_samples']} samples"
+            f" in {w['replicates']} blocks), validity {w['validity']:.4g}")
+    if w["guide_judge_gap"] is not None:
+        text += f", guide − judge {w['guide_judge_gap']:+.3g}"
+    best = confirmation.get("search_best")
+    if best is not None:
+        text += f"; the search saw {best['score']:.4g} (trial {best['number']})"
+    return text

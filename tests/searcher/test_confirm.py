@@ -1,0 +1,185 @@
+"""The confirmation on fresh seeds: the pure plan and summary, and a stored study that holds back part
+of its budget, spends what the search left on its top candidates and reports the fresh winner."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+from scipy import stats
+
+from guidetune.evaluators.records import TrialResult
+from guidetune.searcher import MaximizeValidity, SearchSpace, make_searcher
+from guidetune.searcher.confirm import (SEED_OFFSET, ConfirmPolicy, candidates, is_confirmation, plan,
+                                        replicate_seed, summarise)
+from guidetune.searcher.coordinator import Budget, StudyCoordinator
+from guidetune.searcher.errors import SearchError
+from guidetune.searcher.executors import InProcessExecutor
+from guidetune.searcher.space import LogFloat
+from guidetune.storage.records import StudySpec, Trial, TrialState
+from guidetune.storage.store import StudyStore
+
+from synthetic_evaluator import SyntheticEvaluator
+
+
+def _trial(number, params, n, validity, *, tags=None, state=TrialState.COMPLETE, seed=0, guide=math.nan):
+    result = TrialResult(n_samples=n, seed=seed, validity=validity, validity_metric="acc", guide_validity=guide)
+    return Trial(number=number, params=params, n_samples=n, seed=seed, state=state, result=result,
+                 tags=tags or {}, config=dict(params))
+
+
+def test_policy_checks_and_reserve():
+    with pytest.raises(SearchError, match="confirm-fraction"):
+        ConfirmPolicy(fraction=1.0)
+    with pytest.raises(SearchError, match="confirm-top"):
+        ConfirmPolicy(top=0)
+    policy = ConfirmPolicy(fraction=0.2)
+    assert policy.reserve(2000, 64) == 400            # the fraction
+    assert policy.reserve(200, 64) == 64              # raised to one candidate's two blocks
+    assert policy.reserve(100, 64) == 0               # more than half: no confirmation, the search gets all
+    assert Budget(2000, None, 50).search_share(policy, 32) == Budget(1600, None, 40)
+    assert Budget(None, 1000.0).search_share(policy, 32) == Budget(None, 800.0)
+
+
+def test_candidates_are_distinct_configs_full_size_first():
+    a, b, c = {"rho": 1.0}, {"rho": 2.0}, {"rho": 4.0}
+    trials = [_trial(0, a, 16, 0.99), _trial(1, b, 32, 0.8), _trial(2, c, 32, 0.9), _trial(3, a, 32, 0.7),
+              _trial(4, b, 32, 0.85),
+              Trial(number=5, params={"rho": 8.0}, n_samples=32, seed=0, state=TrialState.FAILED, fail_reason="x"),
+              _trial(6, c, 32, 1.0, tags={"phase": "confirm"})]
+    score = MaximizeValidity()
+    got = candidates(trials, lambda t: score.score(t.result), top=5)
+    # a by its 32-sample trial (0.7), b by its latest 32-sample trial (0.85); confirmations and failures left out
+    assert [t.number for t in got] == [2, 4, 3]
+    assert [t.number for t in candidates(trials, lambda t: score.score(t.result), top=2)] == [2, 4]
+
+
+def test_plan_prefers_replicates_over_candidates():
+    policy = ConfirmPolicy(top=3)
+    assert plan(400, 32, 5, policy) == (3, 4)        # 400 // 96
+    assert plan(150, 32, 5, policy) == (2, 2)        # 3 candidates would get one block each
+    assert plan(70, 32, 5, policy) == (1, 2)
+    assert plan(60, 32, 5, policy) == (0, 0)
+    assert plan(400, 32, 1, policy) == (1, 12)       # only one candidate: all to it
+    assert plan(400, 32, 5, policy, available_trials=6) == (3, 2)
+
+
+def test_summary_numbers_winner_and_curse():
+    plan_record = {"level": 0.95, "n_samples": 32, "replicates": 3, "search_best": {"number": 7, "score": 0.99},
+                   "candidates": [{"number": 7, "params": {"rho": 1.0}, "config": {"rho": 1.0}, "search_score": 0.99},
+                                  {"number": 9, "params": {"rho": 2.0}, "config": {"rho": 2.0}, "search_score": 0.95}]}
+    fresh = {0: [0.80, 0.84, 0.82], 1: [0.90, 0.86, 0.88]}
+    reps = [_trial(20 + 2 * r + i, {"rho": [1.0, 2.0][i]}, 32, fresh[i][r], guide=fresh[i][r] + 0.1,
+                   tags={"phase": "confirm", "candidate": i, "replicate": r})
+            for r in range(3) for i in range(2)]
+    out = summarise(plan_record, reps, MaximizeValidity())
+    assert out["state"] == "done"
+    w = out["winner"]
+    assert w["number"] == 9 and w["replicates"] == 3 and w["n_samples"] == 96
+    assert w["score"] == pytest.approx(0.88)
+    half = stats.t.ppf(0.975, 2) * statistics.stdev(fresh[1]) / math.sqrt(3)
+    assert w["score_half_width"] == pytest.approx(half) and w["validity_half_width"] == pytest.approx(half)
+    assert w["guide_judge_gap"] == pytest.approx(0.1)
+    assert out["search_best_lost"] is True           # 0.99 > 0.88 + 0.0497
+    assert "config" not in out["results"][0]
+    calm = summarise({**plan_record, "search_best": {"number": 9, "score": 0.9}}, reps, MaximizeValidity())
+    assert calm["search_best_lost"] is False
+
+
+def _study(store, budget, *, searcher="beam", n=16, seed=0):
+    space = SearchSpace((LogFloat("rho", 0.25, 8.0), LogFloat("mu", 0.25, 8.0)), {"n_recur": 2, "n_iter": 4})
+    spec = StudySpec(task="synthetic", target="-", searcher=searcher, space=space.to_dict(), n_samples=n, seed=seed,
+                     budget_samples=budget)
+    return store.create_study(f"s{budget}-{searcher}-{seed}", spec), space
+
+
+def _coordinator(store, study, space, budget, *, searcher="beam", rounds=3, **kw):
+    evaluator = SyntheticEvaluator(noise=2.0)
+    s = make_searcher(searcher, space, MaximizeValidity(), 0, n_samples=study.spec.n_samples, rounds=rounds)
+    return StudyCoordinator(store, study.id, s, InProcessExecutor(evaluator), budget=Budget(budget),
+                            passes_per_sample=evaluator.passes_per_sample, confirm=ConfirmPolicy(top=3), **kw), evaluator
+
+
+def test_a_beam_that_finishes_early_spends_the_rest_on_the_confirmation(tmp_path):
+    store = StudyStore(f"sqlite:///{tmp_path}/s.db")
+    study, space = _study(store, 2000)
+    coordinator, evaluator = _coordinator(store, study, space, 2000, rounds=3)
+    outcome = coordinator.run()
+    c = outcome.confirmation
+    assert c["state"] == "done" and c["search_stop"] == "finished"     # the beam ran out of rounds
+    searched = [t for t in outcome.trials if not is_confirmation(t)]
+    fresh = [t for t in outcome.trials if is_confirmation(t)]
+    assert c["search_samples"] == sum(t.n_samples for t in searched) < 1600   # it stopped before its share
+    k, r = len(c["candidates"]), c["replicates"]
+    assert (k, r) == plan(2000 - c["search_samples"], 16, 3, ConfirmPolicy())
+    assert k == 3 and len(fresh) == k * r and 2000 - 3 * 16 < outcome.samples_spent <= 2000   # nothing left on the table
+    # fresh seeds: disjoint from every search trial's, the same blocks for every candidate (one packed call each)
+    search_seeds = {s for t in searched for s in range(t.seed, t.seed + t.n_samples)}
+    assert all(s not in search_seeds for t in fresh for s in range(t.seed, t.seed + t.n_samples))
+    assert {t.seed for t in fresh} == {replicate_seed(0, i, 16) for i in range(r)} and min(t.seed for t in fresh) == SEED_OFFSET
+    assert sum(1 for call in evaluator.calls if call["seed"] >= SEED_OFFSET) == r
+    # the searcher never saw them, and the best is the fresh winner's search trial
+    assert all(not is_confirmation(t) for t in coordinator.searcher.told)
+    assert outcome.best.number == c["winner"]["number"] and store.get_study(study.id).best_number == outcome.best.number
+    by_cand = {i: [t.result.validity for t in fresh if t.tags["candidate"] == i] for i in range(k)}
+    best_i = max(range(k), key=lambda i: statistics.fmean(by_cand[i]))
+    assert c["winner"]["number"] == c["candidates"][best_i]["number"]
+    assert c["winner"]["validity"] == pytest.approx(statistics.fmean(by_cand[best_i]))
+    store.close()
+
+
+def test_a_search_that_spends_its_share_leaves_the_reserve_to_the_confirmation(tmp_path):
+    store = StudyStore(f"sqlite:///{tmp_path}/s.db")
+    study, space = _study(store, 600)
+    coordinator, _ = _coordinator_random(store, study, space, 600)
+    outcome = coordinator.run()
+    c = outcome.confirmation
+    assert c["search_stop"] == "budget_samples" and c["search_samples"] <= 480     # 600 − 20 %
+    assert c["search_samples"] > 480 - 16
+    assert outcome.samples_spent == c["search_samples"] + len(c["candidates"]) * c["replicates"] * 16
+    assert outcome.samples_spent > 600 - 48
+    store.close()
+
+
+def _coordinator_random(store, study, space, budget, **kw):
+    evaluator = SyntheticEvaluator(noise=2.0)
+    s = make_searcher("random", space, MaximizeValidity(), 0, n_samples=study.spec.n_samples)
+    return StudyCoordinator(store, study.id, s, InProcessExecutor(evaluator), budget=Budget(budget),
+                            passes_per_sample=evaluator.passes_per_sample, confirm=ConfirmPolicy(top=3), **kw), evaluator
+
+
+def test_a_paused_confirmation_resumes_to_the_same_summary(tmp_path):
+    store = StudyStore(f"sqlite:///{tmp_path}/s.db")
+    whole, space = _study(store, 1200, seed=0)
+    reference = _coordinator(store, whole, space, 1200)[0].run().confirmation
+
+    store2 = StudyStore(f"sqlite:///{tmp_path}/t.db")
+    study, _ = _study(store2, 1200, seed=0)
+    seen = []
+
+    def pause_in_confirmation():
+        return sum(is_confirmation(t) for t in seen) >= 2
+
+    first = _coordinator(store2, study, space, 1200, on_trial=seen.append, pause=pause_in_confirmation)[0]
+    paused = first.run()
+    assert paused.confirmation["state"] == "running" and store2.get_study(study.id).state.value == "queued"
+    assert 2 <= sum(is_confirmation(t) and t.state.is_finished for t in paused.trials) < len(
+        [t for t in paused.trials if is_confirmation(t)])
+    resumed = _coordinator(store2, study, space, 1200)[0].run()
+    assert resumed.confirmation == reference
+    n_fresh = [t for t in resumed.trials if is_confirmation(t)]
+    assert len(n_fresh) == len(reference["candidates"]) * reference["replicates"]    # none added twice
+    assert all(t.state is TrialState.COMPLETE for t in n_fresh)
+    store.close()
+    store2.close()
+
+
+def test_too_small_a_budget_skips_the_confirmation_and_says_so(tmp_path):
+    store = StudyStore(f"sqlite:///{tmp_path}/s.db")
+    study, space = _study(store, 48)
+    outcome = _coordinator(store, study, space, 48)[0].run()
+    assert outcome.confirmation["state"] == "skipped"
+    assert "a confirmation needs 2 × 16" in outcome.confirmation["reason"]
+    assert not any(is_confirmation(t) for t in outcome.trials)
+    store.close()
