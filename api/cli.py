@@ -124,6 +124,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         "samples_spent": outcome.samples_spent, "denoiser_passes_spent": outcome.passes_spent,
         "budget_samples": spec.budget_samples, "trials": status["trials"], "stop_reason": outcome.stop_reason,
         "history": [list(h) for h in outcome.history], "yardstick_samples": status["yardstick_samples"],
+        "max_fd_ratio": spec.max_fd_ratio if spec.objective == "constrained" else None,
+        "confirmation": status["confirmation"],
     }
     if record is None:
         print("guidetune search: no trial succeeded; every configuration failed (see `guidetune study show "
@@ -133,7 +135,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if args.optuna_storage:
         from guidetune.searcher.optuna_export import export_to_optuna
 
-        export_to_optuna(outcome.trials, args.optuna_storage, args.optuna_study or study.name,
+        from guidetune.searcher.confirm import is_confirmation
+
+        export_to_optuna([t for t in outcome.trials if not is_confirmation(t)], args.optuna_storage, args.optuna_study or study.name,
                          service.objective(study.name), space=outcome.space)
     summary["notices"] = status["notices"]
     if args.json:

@@ -32,7 +32,7 @@ from .server import create_token
 
 
 def run_demo(out: Path, *, task_name: str = "digits-label", target: str = "3", budget_samples: int = 1600,
-             searcher: str = "beam-mf", objective: str = "constrained", max_fd_ratio: float = 1.5,
+             searcher: str = "beam-mf", objective: str = "constrained", max_fd_ratio: float = 2.0,
              n_samples: int = 64, seed: int = 0, storage: str | None = None, executor: str = "ray",
              max_concurrent: int = 2, port: int = 8321, keep_serving: bool = False, progress: bool = True) -> dict:
     """The main job through the real service: start ``guidetune serve`` (the embedded defaults: the
@@ -77,7 +77,8 @@ def run_demo(out: Path, *, task_name: str = "digits-label", target: str = "3", b
         "task": task_name, "target": target, "searcher": searcher, "study": status["name"], "study_id": study["id"],
         "server": server.url, "dashboard": dashboard if keep_serving else
         f"stopped with the demo; `guidetune serve` then {server.url}/#token={token} shows it again",
-        "storage": store.display_url, "objective": {"kind": objective, "max_fd_ratio": max_fd_ratio},
+        "storage": store.display_url, "objective": {"kind": status["objective"], "max_fd_ratio": max_fd_ratio},
+        "reported_by_the_study": (status["confirmation"] or {}).get("summary"),
         "samples_spent": status["spent"]["samples"], "budget_samples": budget_samples,
         "trials": status["trials"]["complete"], "stop_reason": status["stop_reason"], "notices": status["notices"],
         "best_params": {k: v for k, v in best.to_dict().items() if k in ("rho", "mu", "gamma", "n_recur", "n_iter")},

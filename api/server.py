@@ -130,6 +130,8 @@ class TrialOut(BaseModel):
     metrics: dict[str, Any] | None
     tell_seq: int | None
     finished_at: str | None
+    tags: dict[str, Any] = Field(description="the searcher's tags (beam round, fidelity level…); "
+                                 "phase 'confirm' marks a re-evaluation on fresh seeds")
 
 
 class TrialPage(BaseModel):
@@ -155,6 +157,9 @@ class StudyOut(BaseModel):
     notices: list[str]
     feasible: bool | None
     eta_seconds: float | None
+    confirmation: dict[str, Any] | None = Field(description="the top configurations re-checked on fresh seeds: "
+                                                "state running | done | skipped, per candidate its fresh score "
+                                                "with a confidence interval, and a one-line summary")
     created_at: str
     finished_at: str | None
 
@@ -615,4 +620,5 @@ def _trial(t: Trial) -> dict[str, Any]:
     return json_safe({"number": t.number, "state": t.state.value, "params": t.params, "n_samples": t.n_samples,
                       "seed": t.seed, "score": t.score, "attempt": t.attempt, "worker": t.worker,
                       "fail_reason": t.fail_reason, "metrics": t.result.to_dict() if t.result else None,
-                      "tell_seq": t.tell_seq, "finished_at": t.finished_at.isoformat() if t.finished_at else None})
+                      "tell_seq": t.tell_seq, "finished_at": t.finished_at.isoformat() if t.finished_at else None,
+                      "tags": t.tags})

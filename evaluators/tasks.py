@@ -103,6 +103,10 @@ class Task(ABC):
             raise EvaluatorError(f"the unguided yardstick needs {n_samples} samples, only {max_draw} are left in the budget")
         return self.unguided_samples(n_samples, seed), n_samples
 
+    def yardstick_cost(self, target: str, n_samples: int) -> int:
+        """The samples ``yardstick_samples`` is expected to draw for ``n_samples`` of the target."""
+        return n_samples
+
     def fidelity_yardstick(self, target: str, n_samples: int, seed: int) -> tuple[float, int]:
         """(Fréchet distance, samples drawn) of the unguided model's own samples of this target to the
         reference: the yardstick for "no less faithful than unguided sampling"."""
@@ -149,6 +153,10 @@ class _DigitsTask(Task):
 
     def target_label(self, target: str) -> int:
         return int(target)
+
+    def yardstick_cost(self, target: str, n_samples: int) -> int:
+        """One class in ten: about ten draws per kept sample (a class the model draws less often costs more)."""
+        return 10 * n_samples
 
     def yardstick_samples(self, target: str, n_samples: int, seed: int,
                           max_draw: int | None = None) -> tuple[torch.Tensor, int]:
@@ -318,6 +326,14 @@ class DigitsInverseTask(_DigitsTask):
 
     def reference_features(self, target: str) -> torch.Tensor:
         return self.features(self.splits.heldout.x.to(self.device))
+
+    def yardstick_samples(self, target: str, n_samples: int, seed: int,
+                          max_draw: int | None = None) -> tuple[torch.Tensor, int]:
+        """Unguided samples of every class: the reference is every held-out digit."""
+        return Task.yardstick_samples(self, target, n_samples, seed, max_draw)
+
+    def yardstick_cost(self, target: str, n_samples: int) -> int:
+        return n_samples
 
 
 # ---------------------------------------------------------------------------------------------

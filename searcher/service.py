@@ -39,6 +39,7 @@ from .space import LogFloat, SearchSpace, default_tfg_space
 
 OBJECTIVES = ("auto", "validity", "constrained", "pareto")
 DEFAULT_MAX_FD_RATIO = 2.0   # the default guard: fidelity FD within 2× the unguided model's (BENCHMARKS §4, §9)
+AUTO_YARDSTICK_SHARE = 0.25  # "auto" guards fidelity when the unguided yardstick costs at most this share of the budget
 YARDSTICK_MIN_SAMPLES = 8
 
 
@@ -136,7 +137,8 @@ class StudyService:
         """A checked spec: every name resolves, the budget pays for the yardstick and one trial.
         Raises before any sampling; messages name the command-line flags. ``objective="auto"`` is
         ``constrained`` (fidelity within ``max_fd_ratio`` × the unguided FD) where the task has reference
-        data, else ``validity``; the spec stores the one chosen."""
+        data and the budget pays for its yardstick (``auto_objective``), else ``validity``; the spec
+        stores the one chosen."""
         loaded = make_task(task)
         target = loaded.check_target(target)
         if searcher not in SEARCHER_NAMES:
@@ -155,7 +157,7 @@ class StudyService:
         if confirm_fraction != 0:
             ConfirmPolicy(fraction=confirm_fraction, top=confirm_top)    # checked: in (0, 1), top >= 1
         if objective == "auto":
-            objective = "constrained" if getattr(loaded, "has_reference", True) else "validity"
+            objective = auto_objective(loaded, target, n_samples, budget_samples)
         if objective != "validity" and not getattr(loaded, "has_reference", True):
             raise SearchError(f"--objective {objective} needs the task's reference data for fidelity; task "
                               f"{loaded.name!r} has none: use --objective validity or add a 'reference' to its spec")
@@ -363,6 +365,16 @@ class StudyService:
         record["confirmed"] = confirmed(study)
         record["notices"] = study_notices(study, best)
         return record
+
+
+def auto_objective(task: Task, target: str, n_samples: int, budget_samples: int | None) -> str:
+    """``constrained`` where the task has reference data and the budget pays for the unguided yardstick
+    with room to spare (at most ``AUTO_YARDSTICK_SHARE`` of it), else ``validity``."""
+    if not getattr(task, "has_reference", True):
+        return "validity"
+    if budget_samples is not None and task.yardstick_cost(target, n_samples) > AUTO_YARDSTICK_SHARE * budget_samples:
+        return "validity"
+    return "constrained"
 
 
 def confirm_policy(spec: StudySpec) -> ConfirmPolicy | None:

@@ -42,6 +42,26 @@ def test_search_exports_a_config_that_sample_and_evaluate_read(tmp_path):
     assert np.load(npz)["samples"].shape == (10, 2)
 
 
+def test_search_says_its_objective_and_confirms_its_best_on_fresh_seeds(tmp_path):
+    storage = ["--storage", f"sqlite:///{tmp_path / 's.db'}"]
+    common = ("search", "--task", "gmm-inverse", "--target", "1.5", "--searcher", "beam", "--budget-samples", "480",
+              "--n-samples", "32", "--quiet", "--executor", "local", *storage)
+    out = run(*common)
+    assert out.returncode in (0, 3), out.stderr          # 3: the constraint fails on fresh seeds (said so)
+    assert "objective constrained: maximise validity with fidelity FD ≤ 2 × the unguided model's" in out.stdout
+    assert "fresh seeds: score" in out.stdout and "the search saw" in out.stdout
+    summary = json.loads(run(*common, "--json").stdout)   # the same command: the stored, finished study
+    c = summary["confirmation"]
+    assert summary["objective"] == "constrained" and summary["max_fd_ratio"] == 2.0
+    assert c["state"] == "done" and c["replicates"] >= 2 and len(c["candidates"]) >= 1
+    assert summary["samples_spent"] <= 480 and c["search_samples"] <= 480 - 96     # 20 % held back
+    spent_confirming = sum(r["n_samples"] for r in c["candidates"])
+    assert summary["samples_spent"] == c["search_samples"] + spent_confirming
+    assert f"the fresh-seed confirmation {spent_confirming}" in out.stdout
+    assert summary["best"]["confirmed"]["number"] == summary["best"]["study"]["trial"]
+    assert (out.returncode == 3) == (summary["best"]["confirmed"]["constraint"] > 0)
+
+
 @pytest.mark.parametrize("args,message", [
     (("--searcher", "annealing"), "unknown searcher"),
     (("--budget-samples", "8"), "cannot pay for one trial"),

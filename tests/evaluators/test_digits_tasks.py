@@ -55,6 +55,16 @@ def test_fidelity_yardstick_uses_the_models_own_samples_of_the_class():
     assert fd < 0.5 * all_classes.fidelity_fd   # judge-filtered class-1 samples are far closer to real 1s
 
 
+@pytest.mark.parametrize("target", ["superres", "inpaint"])
+def test_inverse_yardstick_is_the_models_own_samples_of_every_class(target):
+    task = make_task("digits-inverse")     # its reference is every held-out digit, so no class filter
+    fd, drawn = task.fidelity_yardstick(target, 16, seed=0)
+    (unguided,) = evaluate(task, target, [TFGParams()], 16, seed=0)
+    assert drawn == 16 == task.yardstick_cost(target, 16)
+    assert fd == pytest.approx(unguided.fidelity_fd, rel=1e-4)   # the same 16 unguided samples, the same reference
+    assert make_task("digits-label").yardstick_cost("3", 16) == 160    # one class in ten
+
+
 def test_tasks_are_built_by_value_for_a_device():
     a, b = make_task("digits-label"), make_task("digits-label", "cpu")
     assert a is not b and a.models is not None and a.device == b.device == torch.device("cpu")

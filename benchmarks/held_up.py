@@ -1,0 +1,136 @@
+r"""Do search results hold up on fresh seeds? Every searcher on every target of the given tasks, as a
+stored study runs it (the confirmation on fresh seeds included), then its exported winner sampled again
+on ``--fresh-n`` seeds no study used.
+
+Per search: the score the study reports (the confirmed fresh-seed score; without a confirmation, the
+search's best), the score the search itself saw for its best, the winner's score on the fresh check
+(the mean metrics of ``--fresh-n / --n-samples`` blocks of ``--n-samples`` seeds, the confirmation's
+own estimator, since some metrics are biased by the sample count), and the budget left unspent. The table gives, per task and searcher, the median fresh score, the
+largest loss "reported − fresh" (with and without the confirmation, in points of validity), and the
+largest unspent budget.
+
+    python benchmarks/held_up.py --tasks gmm-inverse --searchers beam,beam-mf,random --seeds 3
+    python benchmarks/held_up.py --tasks digits-label --searchers beam,beam-mf,random --seeds 1
+
+Space: the task's strengths ρ̄, μ̄, γ̄ with (N_recur, N_iter) fixed at ``--structure`` (as §4), objective
+validity. Writes ``{out}/held_up_{task}.json`` (one record per search; ``--merge`` adds to it) and prints
+a Markdown table (``--report-only`` redraws it from the stored records).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+
+from search_comparison import declared_space, parse_spec
+
+from guidetune.evaluators.evaluate import evaluate
+from guidetune.evaluators.tasks import make_task
+from guidetune.searcher import MaximizeValidity, make_searcher
+from guidetune.searcher.confirm import ConfirmPolicy, mean_result
+from guidetune.searcher.coordinator import Budget, StudyCoordinator
+from guidetune.searcher.executors import InProcessExecutor
+from guidetune.searcher.service import TaskEvaluator
+from guidetune.storage.records import StudySpec
+from guidetune.storage.store import StudyStore
+
+FRESH_SEED = 5_000_000   # the check's seeds: no study trial, confirmation or oracle uses them
+
+
+def one_search(task, target, spec, seed, space, budget, n_samples, fresh_n):
+    name, options = parse_spec(spec)
+    options = {**({"rounds": 40} if name.startswith("beam") else {}), **options}
+    objective = MaximizeValidity(validity_range=task.validity_range)
+    searcher = make_searcher(name, space, objective, seed, n_samples=n_samples, **options)
+    evaluator = TaskEvaluator(task, target)
+    store = StudyStore("sqlite://", check=False)
+    study = store.create_study("s", StudySpec(task=task.name, target=target, searcher=name, space=space.to_dict(),
+                                              n_samples=n_samples, seed=10_000 * (seed + 1), budget_samples=budget))
+    start = time.perf_counter()
+    outcome = StudyCoordinator(store, study.id, searcher, InProcessExecutor(evaluator), budget=Budget(budget),
+                               passes_per_sample=evaluator.passes_per_sample, confirm=ConfirmPolicy()).run()
+    seconds = time.perf_counter() - start
+    c = outcome.confirmation or {}
+    search_best = c.get("search_best")
+    searched_number = search_best["number"] if search_best else outcome.best.number
+    searched = next(t for t in outcome.trials if t.number == searched_number)
+    winner = outcome.best
+    configs = [winner] if winner.number == searched.number else [winner, searched]
+    # the same estimator as the confirmation (metrics such as a Wasserstein distance are biased by the sample
+    # count): the mean of blocks of n_samples, here fresh_n // n_samples blocks on seeds no study used
+    blocks = [evaluate(task, target, [space.to_params(t.params) for t in configs], n_samples, FRESH_SEED + b * n_samples)
+              for b in range(max(1, fresh_n // n_samples))]
+    fresh_score = {t.number: objective.score(mean_result([block[i] for block in blocks])) for i, t in enumerate(configs)}
+    confirmed = c.get("winner") if c.get("state") == "done" else None
+    store.close()
+    return {
+        "task": task.name, "target": target, "searcher": spec, "seed": seed, "budget": budget,
+        "spent": outcome.samples_spent, "unspent": budget - outcome.samples_spent,
+        "search_stop": c.get("search_stop", outcome.stop_reason), "search_samples": c.get("search_samples"),
+        "reported": confirmed["score"] if confirmed else (search_best or {}).get("score"),
+        "reported_half_width": confirmed["score_half_width"] if confirmed else None,
+        "search_saw": search_best["score"] if search_best else None,
+        "fresh": fresh_score[winner.number], "fresh_of_search_best": fresh_score[searched.number],
+        "winner": winner.params, "search_best": searched.params, "seconds": round(seconds, 1),
+    }
+
+
+def table(records: list[dict]) -> str:
+    rows = ["| task | searcher | searches | fresh score, median [min, max] | largest loss reported − fresh, confirmed "
+            "(points) | … the search's own best (points) | confirmed within its interval | largest unspent |",
+            "|---|---|---|---|---|---|---|---|"]
+    keys = sorted({(r["task"], r["searcher"]) for r in records})
+    for task, searcher in keys:
+        rs = [r for r in records if r["task"] == task and r["searcher"] == searcher]
+        fresh = [r["fresh"] for r in rs]
+        loss = [100 * (r["reported"] - r["fresh"]) for r in rs if r["reported"] is not None]
+        naive = [100 * (r["search_saw"] - r["fresh_of_search_best"]) for r in rs if r["search_saw"] is not None]
+        held = [abs(r["reported"] - r["fresh"]) <= r["reported_half_width"] for r in rs if r["reported_half_width"]]
+        rows.append(f"| {task} | {searcher} | {len(rs)} | {statistics.median(fresh):.3f} [{min(fresh):.3f}, "
+                    f"{max(fresh):.3f}] | {max(loss):+.1f} | {max(naive):+.1f} | {sum(held)}/{len(held)} | "
+                    f"{max(r['unspent'] for r in rs)} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", default="gmm-inverse", help="comma-separated bundled tasks (every target of each)")
+    parser.add_argument("--targets", help="only these targets (comma-separated)")
+    parser.add_argument("--searchers", default="beam,beam-mf,random")
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--budget-samples", type=int, default=1280)
+    parser.add_argument("--n-samples", type=int, default=32)
+    parser.add_argument("--structure", default="1,1", help="the fixed N_recur,N_iter")
+    parser.add_argument("--fresh-n", type=int, default=128, help="samples of the fresh check")
+    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--merge", action="store_true", help="add to the stored records")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    structure = tuple(int(x) for x in args.structure.split(","))
+    everything = []
+    for task_name in args.tasks.split(","):
+        path = Path(args.out) / f"held_up_{task_name}.json"
+        records = json.loads(path.read_text()) if (args.merge or args.report_only) and path.exists() else []
+        if not args.report_only:
+            task = make_task(task_name)
+            space = declared_space(task, "strengths", structure)
+            targets = args.targets.split(",") if args.targets else task.targets()
+            for target in targets:
+                for spec in args.searchers.split(","):
+                    for seed in range(args.seeds):
+                        r = one_search(task, target, spec, seed, space, args.budget_samples, args.n_samples, args.fresh_n)
+                        records.append(r)
+                        path.write_text(json.dumps(records, indent=1))
+                        print(f"  {task_name} {target} {spec} seed {seed}: reported {r['reported']:.4f}, fresh "
+                              f"{r['fresh']:.4f} (the search saw {r['search_saw']:.4f}, fresh {r['fresh_of_search_best']:.4f})"
+                              f", unspent {r['unspent']}, {r['seconds']} s", flush=True)
+        everything += records
+    print(table(everything))
+
+
+if __name__ == "__main__":
+    main()
