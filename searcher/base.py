@@ -143,13 +143,14 @@ class Searcher(ABC):
 
 def _registry() -> dict[str, type[Searcher] | Any]:
     from .beam import BeamSearcher
-    from .multifidelity import AdaptiveFidelityBeam, make_multifidelity_tpe
+    from .multifidelity import AdaptiveFidelityBeam, ProbeThenBeam, make_multifidelity_tpe
     from .optuna_searchers import (CmaEsSearcher, GPSearcher, GridSearcher, NSGA2Searcher,
                                    RandomSearcher, TPESearcher)
 
     return {
         "beam": BeamSearcher,
         "beam-mf": AdaptiveFidelityBeam,
+        "portfolio": ProbeThenBeam,
         "tpe": TPESearcher,
         "tpe-mf": make_multifidelity_tpe,
         "cmaes": CmaEsSearcher,
@@ -160,7 +161,7 @@ def _registry() -> dict[str, type[Searcher] | Any]:
     }
 
 
-SEARCHER_NAMES = ("beam", "beam-mf", "tpe", "tpe-mf", "cmaes", "random", "grid", "gp", "nsga2")
+SEARCHER_NAMES = ("beam", "beam-mf", "portfolio", "tpe", "tpe-mf", "cmaes", "random", "grid", "gp", "nsga2")
 
 
 def make_searcher(name: str, space: SearchSpace, objective: Objective, seed: int = 0,

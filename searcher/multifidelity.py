@@ -234,12 +234,13 @@ class AdaptiveFidelityBeam(BeamSearcher):
                  final_top: int = 2,
                  coarse_stride: int = 2,            # ladder steps per move at the first level
                  two_way: bool = True,              # children step down as well as up
-                 start: str = "low",                # "low": TFG's weakest corner; "center": mid-ladder
+                 start: str | dict = "low",         # "low": TFG's weakest corner; "center": mid-ladder; or a point
                  trials: Iterable[Trial] = ()) -> None:
         if coarse_stride < 1:
             raise SearchError(f"coarse_stride must be >= 1, got {coarse_stride}")
-        if start not in ("low", "center"):
-            raise SearchError(f"start must be 'low' (TFG's weakest corner) or 'center' (mid-ladder), got {start!r}")
+        if not isinstance(start, dict) and start not in ("low", "center"):
+            raise SearchError(f"start must be 'low' (TFG's weakest corner), 'center' (mid-ladder) or a point of "
+                              f"the space, got {start!r}")
         self.start = start
         self.coarse_stride = coarse_stride
         self.two_way = two_way
@@ -264,12 +265,9 @@ class AdaptiveFidelityBeam(BeamSearcher):
     def _round0(self) -> list[dict[str, Any]]:
         """The start point and its children; ``start="center"`` puts every strength (ρ̄, μ̄, γ̄) in the
         middle of its ladder (integer counts stay at their start: larger ones cost more passes)."""
-        point = self._space.start_point()
-        if self.start == "center":
-            for p in self._walked:
-                if isinstance(p, LogFloat):
-                    ladder = p.ladder()
-                    point[p.name] = ladder[(len(ladder) - 1) // 2]
+        point = center_point(self._space) if self.start == "center" else self._space.start_point()
+        if isinstance(self.start, dict):
+            point.update(self.start)
         return [point] + self._children([point], exclude=[point])
 
     def _children(self, parents: list[dict[str, Any]], exclude: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -314,6 +312,102 @@ class AdaptiveFidelityBeam(BeamSearcher):
         if final:
             return max(final, key=lambda t: self.objective.score(t.result))
         return super().best(trials)
+
+
+def center_point(space: SearchSpace) -> dict[str, Any]:
+    """The start point with every strength (log-scale parameter) in the middle of its ladder."""
+    point = space.start_point()
+    for p in space.params:
+        if isinstance(p, LogFloat):
+            ladder = p.ladder()
+            point[p.name] = ladder[(len(ladder) - 1) // 2]
+    return point
+
+
+class ProbeThenBeam(Searcher):
+    """``portfolio``: a few full-size probes spread over the strengths, then ``beam-mf`` from the best.
+
+    Round 0 runs ``probes`` configurations at the full sample count: the middle of every strength
+    ladder and ``probes − 1`` distinct points drawn at random (seeded) from the ladders (integer counts
+    and categoricals at their start). Where good strengths form a broad plateau (a strong predictor),
+    one probe usually lands on it at once; where they form a narrow ridge, the beam that follows,
+    started at the best probe, walks along it cheaply (``AdaptiveFidelityBeam``, options passed on).
+    The reported best is the best full-size result: a probe, until the beam's own full-size results
+    (or its final re-evaluations) beat it. Probe trials are tagged ``phase: probe``.
+    """
+
+    name = "portfolio"
+
+    def __init__(self, space: SearchSpace, objective: Objective, seed: int = 0, *,
+                 n_samples: int = 64, probes: int = 4, trials: Iterable[Trial] = (), **beam_options: Any) -> None:
+        if not isinstance(probes, int) or probes < 1:
+            raise SearchError(f"probes must be a positive integer, got {probes!r}")
+        self.beam_options = beam_options
+        self.points = _probe_points(space, seed, probes)
+        self._results: dict[int, Trial] = {}
+        self.inner: AdaptiveFidelityBeam | None = None
+        AdaptiveFidelityBeam(space, objective, seed, n_samples=n_samples, **beam_options)   # options checked now
+        super().__init__(space, objective, seed, n_samples=n_samples, trials=trials)
+
+    def natural_batch_size(self) -> int | None:
+        return len(self.points) if self.inner is None else self.inner.natural_batch_size()
+
+    @property
+    def finished(self) -> bool:
+        return self.inner is not None and self.inner.finished
+
+    def _ask(self, n: int | None) -> list[Proposal]:
+        if self.inner is not None:
+            return self.inner.ask(n)
+        asked = {p.tags.get("probe") for p in self._pending if p.tags.get("phase") == "probe"}
+        todo = [i for i in range(len(self.points)) if i not in self._results and i not in asked]
+        return [Proposal(self.points[i], self.n_samples, tags={"phase": "probe", "probe": i})
+                for i in (todo if n is None else todo[:n])]
+
+    def restore_pending(self, proposals: Iterable[Proposal]) -> None:
+        proposals = list(proposals)
+        super().restore_pending(proposals)
+        if self.inner is not None:
+            self.inner.restore_pending([p for p in proposals if p.tags.get("phase") != "probe"])
+
+    def _on_tell(self, trial: Trial) -> None:
+        if trial.tags.get("phase") != "probe":
+            if self.inner is None:
+                raise SearchError(f"trial {trial.number} (tags {trial.tags}) came before the probes were all told")
+            self.inner.tell(trial)
+            return
+        self._results[int(trial.tags["probe"])] = trial
+        if len(self._results) == len(self.points):
+            ranked = sorted(self._results.values(), key=lambda t: (self.score(t), -t.tags["probe"]), reverse=True)
+            start = dict(ranked[0].params) if math.isfinite(self.score(ranked[0])) else "center"
+            self.inner = AdaptiveFidelityBeam(self.space, self.objective, self.seed, n_samples=self.n_samples,
+                                              start=start, **self.beam_options)
+
+    def best(self, trials: Sequence[Trial]) -> Trial | None:
+        """The best full-size result: the probes and the beam's full-size trials (its final
+        re-evaluations once it has them)."""
+        probes = [t for t in trials if t.tags.get("phase") == "probe" and t.state is TrialState.COMPLETE]
+        beam = self.inner.best([t for t in trials if t.tags.get("phase") != "probe"]) if self.inner else None
+        pool = probes + ([beam] if beam is not None and beam.n_samples >= self.n_samples else [])
+        best = max(pool, key=self.score, default=None)      # max keeps the first of equals: a probe
+        return best if best is not None and self.score(best) > -math.inf else None
+
+
+def _probe_points(space: SearchSpace, seed: int, probes: int) -> list[dict[str, Any]]:
+    """The center point and ``probes − 1`` distinct random points on the strength ladders."""
+    import numpy as np
+
+    rng = np.random.default_rng([seed, 4177])
+    points = [center_point(space)]
+    ladders = {p.name: p.ladder() for p in space.params if isinstance(p, LogFloat)}
+    size = math.prod(len(v) for v in ladders.values())
+    for _ in range(100 * probes):
+        if len(points) >= min(probes, size):
+            break
+        point = {**space.start_point(), **{k: v[int(rng.integers(len(v)))] for k, v in ladders.items()}}
+        if point not in points:
+            points.append(point)
+    return points
 
 
 def ladder_index(ladder: Sequence[float], value: float) -> int:
