@@ -86,17 +86,22 @@ def candidates(trials: Sequence[Trial], score: Callable[[Trial], float], top: in
 
 
 def plan(available_samples: int, n_samples: int, n_candidates: int, policy: ConfirmPolicy,
-         available_trials: int | None = None) -> tuple[int, int]:
-    """(candidates, replicates) that ``available_samples`` (and trials) pay for: every replicate
+         available_trials: int | None = None) -> tuple[int, int, int]:
+    """(candidates, replicates, extra) that ``available_samples`` (and trials) pay for: every replicate
     ``n_samples`` fresh samples, as many replicates as fit for up to ``policy.top`` candidates, fewer
-    candidates rather than fewer than ``min_replicates``; ``(0, 0)`` when not even one candidate fits."""
+    candidates rather than fewer than ``min_replicates``, and one more block for each of the first
+    ``extra`` candidates from what is left (so less than one block stays unspent); ``(0, 0, 0)`` when
+    not even one candidate fits."""
     for k in range(min(policy.top, n_candidates), 0, -1):
         r = available_samples // (k * n_samples)
         if available_trials is not None:
             r = min(r, available_trials // k)
         if r >= policy.min_replicates:
-            return k, int(r)
-    return 0, 0
+            extra = (available_samples - k * r * n_samples) // n_samples
+            if available_trials is not None:
+                extra = min(extra, available_trials - k * r)
+            return k, int(r), int(min(extra, k - 1))
+    return 0, 0, 0
 
 
 def replicate_seed(study_seed: int, replicate: int, n_samples: int) -> int:

@@ -187,7 +187,7 @@ class StudyCoordinator:
             per_sample = max(self.cost_model(TFGParams.from_dict(c.config)) for c in cands)
             available = min(available, int((full.passes - self._passes) // per_sample))
         trials_left = None if full.trials is None else full.trials - self._n_trials()
-        k, r = confirmation.plan(available, n, len(cands), policy, trials_left)
+        k, r, extra = confirmation.plan(available, n, len(cands), policy, trials_left)
         best = self.searcher.best(self._told)
         common = {"search_stop": search_stop, "search_samples": self._spent, "level": policy.level, "n_samples": n,
                   "search_best": None if best is None else {"number": best.number, "score": self.searcher.score(best)}}
@@ -197,7 +197,7 @@ class StudyCoordinator:
                    f"a confirmation needs {policy.min_replicates} × {n}")
             self.store.record_confirmation(self.study_id, self.identity, {**common, "state": "skipped", "reason": why})
             return False
-        self._plan = {**common, "state": "running", "replicates": r,
+        self._plan = {**common, "state": "running", "replicates": r, "extra": extra,
                       "seed": confirmation.replicate_seed(self.study_seed, 0, n),
                       "candidates": [{"number": c.number, "params": c.params, "config": c.config,
                                       "search_score": self.searcher.score(c), "search_n_samples": c.n_samples}
@@ -209,10 +209,13 @@ class StudyCoordinator:
 
     def _add_confirmation_trials(self) -> list[Trial]:
         n, plan = self._plan["n_samples"], self._plan
-        rows = [dict(params=c["params"], config=c["config"], n_samples=n,
+        blocks = [(r, i) for r in range(plan["replicates"]) for i in range(len(plan["candidates"]))]
+        blocks += [(plan["replicates"], i) for i in range(plan.get("extra", 0))]   # one more for the first few
+        rows = [dict(params=plan["candidates"][i]["params"], config=plan["candidates"][i]["config"], n_samples=n,
                      seed=confirmation.replicate_seed(self.study_seed, r, n),
-                     tags={"phase": confirmation.PHASE, "candidate": i, "replicate": r, "of": c["number"]})
-                for r in range(plan["replicates"]) for i, c in enumerate(plan["candidates"])]
+                     tags={"phase": confirmation.PHASE, "candidate": i, "replicate": r,
+                           "of": plan["candidates"][i]["number"]})
+                for r, i in blocks]
         stored = self.store.add_trials(self.study_id, self.identity, rows, first_number=self._next_number)
         self._next_number += len(stored)
         return stored

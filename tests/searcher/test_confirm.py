@@ -57,12 +57,13 @@ def test_candidates_are_distinct_configs_full_size_first():
 
 def test_plan_prefers_replicates_over_candidates():
     policy = ConfirmPolicy(top=3)
-    assert plan(400, 32, 5, policy) == (3, 4)        # 400 // 96
-    assert plan(150, 32, 5, policy) == (2, 2)        # 3 candidates would get one block each
-    assert plan(70, 32, 5, policy) == (1, 2)
-    assert plan(60, 32, 5, policy) == (0, 0)
-    assert plan(400, 32, 1, policy) == (1, 12)       # only one candidate: all to it
-    assert plan(400, 32, 5, policy, available_trials=6) == (3, 2)
+    assert plan(400, 32, 5, policy) == (3, 4, 0)     # 400 // 96; 16 left, less than a block
+    assert plan(450, 32, 5, policy) == (3, 4, 2)     # 66 left: one more block for the first two
+    assert plan(150, 32, 5, policy) == (2, 2, 0)     # 3 candidates would get one block each
+    assert plan(70, 32, 5, policy) == (1, 2, 0)
+    assert plan(60, 32, 5, policy) == (0, 0, 0)
+    assert plan(400, 32, 1, policy) == (1, 12, 0)    # only one candidate: all to it
+    assert plan(450, 32, 5, policy, available_trials=13) == (3, 4, 1)
 
 
 def test_summary_numbers_winner_and_curse():
@@ -111,14 +112,16 @@ def test_a_beam_that_finishes_early_spends_the_rest_on_the_confirmation(tmp_path
     searched = [t for t in outcome.trials if not is_confirmation(t)]
     fresh = [t for t in outcome.trials if is_confirmation(t)]
     assert c["search_samples"] == sum(t.n_samples for t in searched) < 1600   # it stopped before its share
-    k, r = len(c["candidates"]), c["replicates"]
-    assert (k, r) == plan(2000 - c["search_samples"], 16, 3, ConfirmPolicy())
-    assert k == 3 and len(fresh) == k * r and 2000 - 3 * 16 < outcome.samples_spent <= 2000   # nothing left on the table
+    k, r, extra = len(c["candidates"]), c["replicates"], c["extra"]
+    assert (k, r, extra) == plan(2000 - c["search_samples"], 16, 3, ConfirmPolicy())
+    assert k == 3 and len(fresh) == k * r + extra and 2000 - 16 < outcome.samples_spent <= 2000   # less than a block left
     # fresh seeds: disjoint from every search trial's, the same blocks for every candidate (one packed call each)
     search_seeds = {s for t in searched for s in range(t.seed, t.seed + t.n_samples)}
     assert all(s not in search_seeds for t in fresh for s in range(t.seed, t.seed + t.n_samples))
-    assert {t.seed for t in fresh} == {replicate_seed(0, i, 16) for i in range(r)} and min(t.seed for t in fresh) == SEED_OFFSET
-    assert sum(1 for call in evaluator.calls if call["seed"] >= SEED_OFFSET) == r
+    blocks = r + (extra > 0)
+    assert {t.seed for t in fresh} == {replicate_seed(0, i, 16) for i in range(blocks)}
+    assert min(t.seed for t in fresh) == SEED_OFFSET
+    assert sum(1 for call in evaluator.calls if call["seed"] >= SEED_OFFSET) == blocks      # one packed call per block
     # the searcher never saw them, and the best is the fresh winner's search trial
     assert all(not is_confirmation(t) for t in coordinator.searcher.told)
     assert outcome.best.number == c["winner"]["number"] and store.get_study(study.id).best_number == outcome.best.number
@@ -137,8 +140,8 @@ def test_a_search_that_spends_its_share_leaves_the_reserve_to_the_confirmation(t
     c = outcome.confirmation
     assert c["search_stop"] == "budget_samples" and c["search_samples"] <= 480     # 600 − 20 %
     assert c["search_samples"] > 480 - 16
-    assert outcome.samples_spent == c["search_samples"] + len(c["candidates"]) * c["replicates"] * 16
-    assert outcome.samples_spent > 600 - 48
+    assert outcome.samples_spent == c["search_samples"] + (len(c["candidates"]) * c["replicates"] + c["extra"]) * 16
+    assert outcome.samples_spent > 600 - 16
     store.close()
 
 
@@ -169,7 +172,7 @@ def test_a_paused_confirmation_resumes_to_the_same_summary(tmp_path):
     resumed = _coordinator(store2, study, space, 1200)[0].run()
     assert resumed.confirmation == reference
     n_fresh = [t for t in resumed.trials if is_confirmation(t)]
-    assert len(n_fresh) == len(reference["candidates"]) * reference["replicates"]    # none added twice
+    assert len(n_fresh) == len(reference["candidates"]) * reference["replicates"] + reference["extra"]   # none twice
     assert all(t.state is TrialState.COMPLETE for t in n_fresh)
     store.close()
     store2.close()
