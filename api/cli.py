@@ -107,7 +107,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
                               max_fd_ratio=args.max_fd_ratio, n_samples=args.n_samples, schedules=args.schedules,
                               budget_samples=args.budget_samples, budget_passes=args.budget_passes, seed=args.seed,
                               num_cpus=args.num_cpus, num_gpus=args.num_gpus, max_concurrent=args.max_concurrent,
-                              confirm_fraction=args.confirm_fraction, confirm_top=args.confirm_top)
+                              confirm_fraction=args.confirm_fraction, confirm_top=args.confirm_top,
+                              searcher_options=dict(args.searcher_option))
     if args.executor == "local" and args.ray_address:
         raise SearchError("--ray-address needs --executor ray (the default); drop one of them")
     executor = service.executor(spec, args.executor, ray_address=args.ray_address)   # resources checked here
@@ -153,6 +154,16 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if status["feasible"] is False:
         return EXIT_INFEASIBLE
     return 0 if record else 1
+
+
+def _searcher_option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (e.g. start=center or beam_width=3)")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def _objective_text(spec) -> str:
@@ -313,7 +324,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     spec = {"target": args.target, "searcher": args.searcher, "objective": args.objective,
             "max_fd_ratio": args.max_fd_ratio, "n_samples": args.n_samples, "seed": args.seed,
             "num_gpus": args.num_gpus, "max_concurrent": args.max_concurrent,
-            "confirm_fraction": args.confirm_fraction, "confirm_top": args.confirm_top}
+            "confirm_fraction": args.confirm_fraction, "confirm_top": args.confirm_top,
+            "searcher_options": dict(args.searcher_option)}
     for key in ("budget_samples", "budget_passes", "name"):
         if getattr(args, key) is not None:
             spec[key] = getattr(args, key)
@@ -447,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--confirm-fraction", type=float, default=0.2, help="budget held back to re-check the top "
                     "configurations on fresh seeds (0: off; default 0.2)")
     se.add_argument("--confirm-top", type=int, default=3, help="configurations re-checked on fresh seeds (default 3)")
+    se.add_argument("--searcher-option", action="append", default=[], metavar="KEY=VALUE", type=_searcher_option,
+                    help="an option of the searcher, VALUE as JSON or text (e.g. start=center, beam_width=3); repeatable")
     se.add_argument("--schedules", action="store_true", help="also search the ρ and μ schedules")
     _add_storage(se)
     se.add_argument("--study", help="study name: created, or continued when it exists (default: derived from the "
@@ -520,6 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--confirm-fraction", type=float, default=0.2, help="budget held back to re-check the top "
                     "configurations on fresh seeds (0: off)")
     sb.add_argument("--confirm-top", type=int, default=3, help="configurations re-checked on fresh seeds")
+    sb.add_argument("--searcher-option", action="append", default=[], metavar="KEY=VALUE", type=_searcher_option,
+                    help="an option of the searcher, VALUE as JSON or text (e.g. start=center); repeatable")
     sb.add_argument("--n-samples", type=int, default=32)
     sb.add_argument("--budget-samples", type=int)
     sb.add_argument("--budget-passes", type=float)

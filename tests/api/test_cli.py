@@ -163,6 +163,11 @@ def test_a_config_exported_for_one_task_is_refused_on_another(tmp_path):
     (("--optuna-storage", "not-a-url"), "--optuna-storage 'not-a-url' is not a database URL"),
     (("--export", "/no/such/dir/best.json"), "--export"),
     (("--executor", "local", "--ray-address", "127.0.0.1:6379"), "--ray-address needs --executor ray"),
+    (("--searcher-option", "oops"), "'oops' is not KEY=VALUE"),
+    (("--searcher-option", "colour=3"), "does not take the options {'colour': 3}"),
+    (("--searcher-option", "start=sideways"), "start must be 'low'"),
+    (("--confirm-fraction", "1.5"), "confirmation fraction must be in (0, 1)"),
+    (("--confirm-top", "0"), "--confirm-top must be a positive integer"),
 ])
 def test_search_flags_are_checked_before_sampling(args, message):
     out = run("search", "--task", "gmm-inverse", "--target", "1.5", "--budget-samples", "64", *args, "--quiet")
