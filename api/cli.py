@@ -156,6 +156,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0 if record else 1
 
 
+DEFAULT_SEARCHER = "beam-mf"   # guidetune.searcher.base.DEFAULT_SEARCHER, written out: the CLI starts without torch
+
+
 def _searcher_option(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key.isidentifier():
@@ -448,7 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_cmd_evaluate)
     se = sub.add_parser("search", help="search guidance hyperparameters for a task and target (a stored, resumable study)")
     _add_task(se)
-    se.add_argument("--searcher", default="beam-mf", help="beam-mf (default) | beam | tpe | tpe-mf | cmaes | random | grid | gp | nsga2")
+    se.add_argument("--searcher", default=DEFAULT_SEARCHER, help="beam-mf (default) | portfolio | beam | tpe | tpe-mf | "
+                    "cmaes | random | grid | gp | nsga2")
     se.add_argument("--budget-samples", type=int, help="total samples the study may draw (its yardstick included)")
     se.add_argument("--budget-passes", type=float, help="total denoiser passes (forward + backward) the study may spend")
     se.add_argument("--n-samples", type=int, default=32, help="samples per trial at full fidelity")
@@ -527,7 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--judge", help="an independent TorchScript judge of the same kind (else validity is the guide's own)")
     sb.add_argument("--metadata", help="more predictor metadata as JSON, e.g. '{\"num_classes\": 10}'")
     sb.add_argument("--target", required=True)
-    sb.add_argument("--searcher", default="beam-mf")
+    sb.add_argument("--searcher", default=DEFAULT_SEARCHER, help=f"default {DEFAULT_SEARCHER}")
     sb.add_argument("--objective", choices=("auto", "validity", "constrained", "pareto"), default="auto",
                     help="auto (default): constrained where the task has reference data, else validity")
     sb.add_argument("--max-fd-ratio", type=float, default=2.0, help="constrained: fidelity FD ≤ this × the unguided FD")

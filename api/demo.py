@@ -24,6 +24,7 @@ from guidetune.evaluators.config_io import json_safe
 from guidetune.evaluators.evaluate import evaluate
 from guidetune.evaluators.tasks import make_task
 from guidetune.guidance import TFGParams, sample
+from guidetune.searcher.base import DEFAULT_SEARCHER
 from guidetune.searcher.errors import SearchError
 from guidetune.storage.store import StudyStore
 
@@ -32,7 +33,7 @@ from .server import create_token
 
 
 def run_demo(out: Path, *, task_name: str = "digits-label", target: str = "3", budget_samples: int = 1600,
-             searcher: str = "beam-mf", objective: str = "constrained", max_fd_ratio: float = 2.0,
+             searcher: str = DEFAULT_SEARCHER, objective: str = "constrained", max_fd_ratio: float = 2.0,
              n_samples: int = 64, seed: int = 0, storage: str | None = None, executor: str = "ray",
              max_concurrent: int = 2, port: int = 8321, keep_serving: bool = False, progress: bool = True) -> dict:
     """The main job through the real service: start ``guidetune serve`` (the embedded defaults: the

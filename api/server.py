@@ -33,6 +33,7 @@ from starlette.routing import Match
 from guidetune.evaluators.errors import EvaluatorError
 from guidetune.evaluators.uploads import (BUNDLED_MODELS, check_model_metadata, check_predictor_metadata,
                                           task_spec)
+from guidetune.searcher.base import DEFAULT_SEARCHER
 from guidetune.searcher.errors import SearchError
 from guidetune.searcher.service import StudyService, python_snippet
 from guidetune.storage.engine import guidetune_home
@@ -98,7 +99,7 @@ class StudyCreate(BaseModel):
     target: str = Field(description="the target, e.g. a class index '3'", min_length=1, max_length=200)
     predictor_id: str | None = Field(None, min_length=1, max_length=40)
     judge_id: str | None = Field(None, min_length=1, max_length=40)
-    searcher: str = Field("beam-mf", max_length=40)
+    searcher: str = Field(DEFAULT_SEARCHER, max_length=40)
     searcher_options: dict[str, Any] = Field(default_factory=dict)
     objective: Literal["auto", "validity", "constrained", "pareto"] = Field(
         "auto", description="auto: constrained (fidelity within max_fd_ratio × unguided) where the task has "

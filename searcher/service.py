@@ -28,7 +28,7 @@ from guidetune.storage.errors import AlreadyExistsError
 from guidetune.storage.records import StudyRecord, StudySpec, StudyState, Trial
 from guidetune.storage.store import StudyStore, coordinator_id
 
-from .base import SEARCHER_NAMES, Searcher, make_searcher
+from .base import DEFAULT_SEARCHER, SEARCHER_NAMES, Searcher, make_searcher
 from .confirm import ConfirmPolicy
 from .confirm import describe as describe_confirmation
 from .coordinator import Budget, StopRequest, StudyCoordinator, StudyOutcome, outcome_of, tfg_denoiser_passes
@@ -128,7 +128,7 @@ class StudyService:
         self.store = store
 
     # ---- create ---------------------------------------------------------------------------------
-    def build_spec(self, task: str, target: str, searcher: str = "beam-mf", *, objective: str = "auto",
+    def build_spec(self, task: str, target: str, searcher: str = DEFAULT_SEARCHER, *, objective: str = "auto",
                    max_fd_ratio: float = DEFAULT_MAX_FD_RATIO, n_samples: int = 32, schedules: bool = False,
                    searcher_options: dict[str, Any] | None = None, budget_samples: int | None = None,
                    budget_passes: float | None = None, budget_trials: int | None = None, seed: int = 0,

@@ -17,6 +17,17 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600)
 
 
+def test_the_cli_default_searcher_is_the_library_default():
+    from guidetune.api import cli
+    from guidetune.searcher.base import DEFAULT_SEARCHER, SEARCHER_NAMES
+
+    assert cli.DEFAULT_SEARCHER == DEFAULT_SEARCHER
+    search = cli.build_parser().parse_args(["search", "--task", "gmm-inverse", "--target", "1.5"])
+    assert search.searcher == DEFAULT_SEARCHER
+    help_text = cli.build_parser()._subparsers._group_actions[0].choices["search"].format_help()
+    assert all(name in help_text for name in SEARCHER_NAMES)
+
+
 def test_tasks_lists_every_bundled_task():
     out = run("tasks", "--json")
     assert out.returncode == 0, out.stderr
