@@ -290,3 +290,15 @@ def test_status_and_export_read_the_store(store_url):
     assert [t.number for t in service.trials_after("status", 2, limit=3)] == [3, 4, 5]
     assert study.id == store.get_study("status").id
     store.close()
+
+
+def test_the_default_objective_guards_fidelity_where_the_budget_pays_for_its_yardstick(store_url):
+    service = StudyService(StudyStore(store_url))
+    guarded = service.build_spec("digits-label", "3", budget_samples=2000, n_samples=32)
+    assert (guarded.objective, guarded.max_fd_ratio) == ("constrained", 2.0)      # a class-3 yardstick: ~320 samples
+    small = service.build_spec("digits-label", "3", budget_samples=600, n_samples=32)
+    assert small.objective == "validity"                                          # 320 > a quarter of 600
+    assert service.build_spec("gmm-inverse", "1.5", budget_samples=200, n_samples=32).objective == "constrained"
+    assert service.build_spec("digits-label", "3", objective="validity", budget_samples=5000).objective == "validity"
+    assert (guarded.confirm_fraction, guarded.confirm_top) == (0.2, 3)
+    service.store.close()
