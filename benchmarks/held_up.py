@@ -80,8 +80,8 @@ def one_search(task, target, spec, seed, space, budget, n_samples, fresh_n):
 
 
 def table(records: list[dict]) -> str:
-    rows = ["| task | searcher | searches | fresh score, median [min, max] | largest loss reported − fresh, confirmed "
-            "(points) | … the search's own best (points) | confirmed within its interval | largest unspent |",
+    rows = ["| task | searcher | searches | fresh score, median [min, max] | loss reported − fresh, confirmed: median / "
+            "largest (points) | … the search's own best instead | fresh within the confirmed interval | largest unspent |",
             "|---|---|---|---|---|---|---|---|"]
     keys = sorted({(r["task"], r["searcher"]) for r in records})
     for task, searcher in keys:
@@ -91,7 +91,8 @@ def table(records: list[dict]) -> str:
         naive = [100 * (r["search_saw"] - r["fresh_of_search_best"]) for r in rs if r["search_saw"] is not None]
         held = [abs(r["reported"] - r["fresh"]) <= r["reported_half_width"] for r in rs if r["reported_half_width"]]
         rows.append(f"| {task} | {searcher} | {len(rs)} | {statistics.median(fresh):.3f} [{min(fresh):.3f}, "
-                    f"{max(fresh):.3f}] | {max(loss):+.1f} | {max(naive):+.1f} | {sum(held)}/{len(held)} | "
+                    f"{max(fresh):.3f}] | {statistics.median(loss):+.1f} / {max(loss):+.1f} | "
+                    f"{statistics.median(naive):+.1f} / {max(naive):+.1f} | {sum(held)}/{len(held)} | "
                     f"{max(r['unspent'] for r in rs)} |")
     return "\n".join(rows)
 
