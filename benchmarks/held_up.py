@@ -12,8 +12,9 @@ largest unspent budget.
     python benchmarks/held_up.py --tasks gmm-inverse --searchers beam,beam-mf,random --seeds 3
     python benchmarks/held_up.py --tasks digits-label --searchers beam,beam-mf,random --seeds 1
 
-Space: the task's strengths ρ̄, μ̄, γ̄ with (N_recur, N_iter) fixed at ``--structure`` (as §4), objective
-validity. Writes ``{out}/held_up_{task}.json`` (one record per search; ``--merge`` adds to it) and prints
+Space: the task's strengths ρ̄, μ̄, γ̄ with (N_recur, N_iter) fixed at ``--structure`` (as §4), or with
+``--space full`` the default space a study searches (N_recur 1–4, N_iter 1–8 too); objective validity.
+Writes ``{out}/held_up_{task}[_full].json`` (one record per search; ``--merge`` adds to it) and prints
 a Markdown table (``--report-only`` redraws it from the stored records).
 """
 
@@ -105,7 +106,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--budget-samples", type=int, default=1280)
     parser.add_argument("--n-samples", type=int, default=32)
-    parser.add_argument("--structure", default="1,1", help="the fixed N_recur,N_iter")
+    parser.add_argument("--space", choices=("strengths", "full"), default="strengths",
+                        help="strengths: ρ̄, μ̄, γ̄ with --structure fixed; full: the default space a study searches")
+    parser.add_argument("--structure", default="1,1", help="the fixed N_recur,N_iter of the strengths space")
     parser.add_argument("--fresh-n", type=int, default=128, help="samples of the fresh check")
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--merge", action="store_true", help="add to the stored records")
@@ -114,11 +117,11 @@ def main() -> None:
     structure = tuple(int(x) for x in args.structure.split(","))
     everything = []
     for task_name in args.tasks.split(","):
-        path = Path(args.out) / f"held_up_{task_name}.json"
+        path = Path(args.out) / f"held_up_{task_name}{'_full' if args.space == 'full' else ''}.json"
         records = json.loads(path.read_text()) if (args.merge or args.report_only) and path.exists() else []
         if not args.report_only:
             task = make_task(task_name)
-            space = declared_space(task, "strengths", structure)
+            space = declared_space(task, args.space, structure)
             targets = args.targets.split(",") if args.targets else task.targets()
             for target in targets:
                 for spec in args.searchers.split(","):
