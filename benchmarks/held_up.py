@@ -63,9 +63,10 @@ def one_search(task, target, spec, seed, space, budget, n_samples, fresh_n):
     configs = [winner] if winner.number == searched.number else [winner, searched]
     # the same estimator as the confirmation (metrics such as a Wasserstein distance are biased by the sample
     # count): the mean of blocks of n_samples, here fresh_n // n_samples blocks on seeds no study used
-    blocks = [evaluate(task, target, [space.to_params(t.params) for t in configs], n_samples, FRESH_SEED + b * n_samples)
-              for b in range(max(1, fresh_n // n_samples))]
-    fresh_score = {t.number: objective.score(mean_result([block[i] for block in blocks])) for i, t in enumerate(configs)}
+    seeds = [FRESH_SEED + b * n_samples for b in range(max(1, fresh_n // n_samples))]
+    fresh_score = {t.number: objective.score(mean_result([evaluate(task, target, [space.to_params(t.params)], n_samples,
+                                                                   seed)[0] for seed in seeds]))
+                   for t in configs}
     confirmed = c.get("winner") if c.get("state") == "done" else None
     store.close()
     return {
@@ -90,7 +91,7 @@ def table(records: list[dict]) -> str:
         fresh = [r["fresh"] for r in rs]
         loss = [100 * (r["reported"] - r["fresh"]) for r in rs if r["reported"] is not None]
         naive = [100 * (r["search_saw"] - r["fresh_of_search_best"]) for r in rs if r["search_saw"] is not None]
-        held = [abs(r["reported"] - r["fresh"]) <= r["reported_half_width"] for r in rs if r["reported_half_width"]]
+        held = [abs(r["reported"] - r["fresh"]) <= r["reported_half_width"] for r in rs if r["reported_half_width"] is not None]
         rows.append(f"| {task} | {searcher} | {len(rs)} | {statistics.median(fresh):.3f} [{min(fresh):.3f}, "
                     f"{max(fresh):.3f}] | {statistics.median(loss):+.1f} / {max(loss):+.1f} | "
                     f"{statistics.median(naive):+.1f} / {max(naive):+.1f} | {sum(held)}/{len(held)} | "

@@ -11,7 +11,8 @@ leftover is added) it re-evaluates its ``top`` distinct best configurations:
   comparison is paired);
 * each candidate's fresh score is the objective of its replicates' mean metrics, with a Student-t
   interval from the spread of its replicates (two or more: the plan drops candidates before it
-  drops below two replicates);
+  drops below two replicates), widened to Wilson's interval on the pooled samples when validity is
+  an accuracy (blocks that all score 1.0 have no spread);
 * the winner is the best fresh score; the study reports it, the samples it rests on, the gap between
   what the guide and the judge saw, and whether the search's printed best lies above its interval.
 
@@ -117,6 +118,15 @@ def _mean_interval(values: Sequence[float], level: float) -> tuple[float, float]
     return mean, t * statistics.stdev(values) / math.sqrt(len(values))
 
 
+def _wilson_half_width(p: float, n: int, level: float) -> float:
+    """The larger side of Wilson's score interval for a proportion ``p`` observed on ``n`` samples."""
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    p = min(max(p, 0.0), 1.0)
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(p - (centre - spread), (centre + spread) - p)
+
+
 def _finite_mean(values: Sequence[float]) -> float:
     kept = [v for v in values if math.isfinite(v)]
     return statistics.fmean(kept) if kept else math.nan
@@ -153,6 +163,12 @@ def summarise(plan_record: dict[str, Any], replicates: Sequence[Trial], objectiv
         score = objective.score(pooled)
         validity, v_half = _mean_interval([t.result.validity for t in done], level)
         _, s_half = _mean_interval([objective.score(t.result) for t in done], level)
+        if all(t.result.validity_metric.endswith("accuracy") for t in done):
+            # a proportion: Wilson's interval on the pooled samples (blocks that all score 1.0 have no spread,
+            # yet 96 successes in 96 do not make the accuracy certain)
+            v_half = max(v_half, _wilson_half_width(validity, pooled.n_samples, level))
+            if objective.constraint(pooled) is None or objective.constraint(pooled) <= 0:
+                s_half = max(s_half, v_half / (hi - lo))
         gaps = [t.result.guide_validity - t.result.validity for t in done if math.isfinite(t.result.guide_validity)]
         rows.append({
             **cand, "replicates": len(done), "n_samples": pooled.n_samples,

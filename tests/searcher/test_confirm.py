@@ -23,8 +23,9 @@ from guidetune.storage.store import StudyStore
 from synthetic_evaluator import SyntheticEvaluator
 
 
-def _trial(number, params, n, validity, *, tags=None, state=TrialState.COMPLETE, seed=0, guide=math.nan):
-    result = TrialResult(n_samples=n, seed=seed, validity=validity, validity_metric="acc", guide_validity=guide)
+def _trial(number, params, n, validity, *, tags=None, state=TrialState.COMPLETE, seed=0, guide=math.nan,
+           metric="synthetic"):
+    result = TrialResult(n_samples=n, seed=seed, validity=validity, validity_metric=metric, guide_validity=guide)
     return Trial(number=number, params=params, n_samples=n, seed=seed, state=state, result=result,
                  tags=tags or {}, config=dict(params))
 
@@ -86,6 +87,18 @@ def test_summary_numbers_winner_and_curse():
     assert "config" not in out["results"][0]
     calm = summarise({**plan_record, "search_best": {"number": 9, "score": 0.9}}, reps, MaximizeValidity())
     assert calm["search_best_lost"] is False
+
+
+def test_an_accuracy_gets_wilsons_interval_when_its_blocks_agree():
+    plan_record = {"level": 0.95, "n_samples": 32, "replicates": 3, "search_best": {"number": 7, "score": 1.0},
+                   "candidates": [{"number": 7, "params": {"rho": 1.0}, "config": {}, "search_score": 1.0}]}
+    reps = [_trial(20 + r, {"rho": 1.0}, 32, 1.0, metric="judge_accuracy",
+                   tags={"phase": "confirm", "candidate": 0, "replicate": r}) for r in range(3)]
+    w = summarise(plan_record, reps, MaximizeValidity())["winner"]
+    z = stats.norm.ppf(0.975)
+    wilson_lower = 1 / (1 + z * z / 96)              # Wilson's lower bound for 96 successes in 96
+    assert w["validity"] == 1.0 and w["validity_half_width"] == pytest.approx(1 - wilson_lower)
+    assert w["score_half_width"] == pytest.approx(1 - wilson_lower)   # not 0: the blocks' spread alone says nothing
 
 
 def _study(store, budget, *, searcher="beam", n=16, seed=0):
