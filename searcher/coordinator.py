@@ -169,9 +169,10 @@ class StudyCoordinator:
         self._pending = list(pending)
         self.searcher.restore_pending([Proposal(t.params, t.n_samples, t.tags, seed_offset=t.seed - self.study_seed)
                                        for t in pending if not is_confirmation(t)])
-        if self._plan is not None:
+        if self._plan is not None:   # confirming: only its trials run (the search's leftovers stay PENDING)
             self.budget = self.full_budget
-            if not self._confirmed and not any(is_confirmation(t) for t in pending):
+            self._pending = [t for t in pending if is_confirmation(t)]
+            if not self._confirmed and not self._pending:
                 self._pending += self._add_confirmation_trials()   # the plan was stored, its trials were not
 
     # ---- the confirmation --------------------------------------------------------------------

@@ -191,6 +191,26 @@ def test_a_paused_confirmation_resumes_to_the_same_summary(tmp_path):
     store2.close()
 
 
+def test_a_resumed_confirmation_runs_only_its_own_trials(tmp_path):
+    """The search's proposals that no longer fitted stay PENDING: a resumed confirmation must not run them."""
+    store = StudyStore(f"sqlite:///{tmp_path}/s.db")
+    whole, space = _study(store, 600, searcher="random")
+    reference = _coordinator_random(store, whole, space, 600)[0].run()
+    leftovers = [t.number for t in reference.trials if t.state is TrialState.PENDING]
+    assert leftovers and not any(is_confirmation(t) for t in reference.trials if t.number in leftovers)
+
+    store2 = StudyStore(f"sqlite:///{tmp_path}/t.db")
+    study, _ = _study(store2, 600, searcher="random")
+    seen = []
+    _coordinator_random(store2, study, space, 600, on_trial=seen.append,
+                        pause=lambda: sum(is_confirmation(t) for t in seen) >= 1)[0].run()
+    resumed = _coordinator_random(store2, study, space, 600)[0].run()
+    assert resumed.confirmation == reference.confirmation
+    assert [(t.number, t.state) for t in resumed.trials] == [(t.number, t.state) for t in reference.trials]
+    store.close()
+    store2.close()
+
+
 def test_too_small_a_budget_skips_the_confirmation_and_says_so(tmp_path):
     store = StudyStore(f"sqlite:///{tmp_path}/s.db")
     study, space = _study(store, 48)
