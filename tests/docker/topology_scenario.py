@@ -103,8 +103,10 @@ def main(url: str, workdir: str) -> None:
         from guidetune.searcher.service import StudyService
         from guidetune.storage import StudyStore, TrialState
 
+        # validity, no confirmation: the scenario's timing (trials in flight on the node that dies) was set with
+        # this study; the objective and the confirmation are tested elsewhere
         spec = dict(task="gmm-inverse", target="1.5", searcher="beam", n_samples=16, budget_samples=256, seed=3,
-                    max_concurrent=2)
+                    max_concurrent=2, objective="validity", confirm_fraction=0.0)
         store = StudyStore(url)
         with Client(server, token) as client:
             # submitted before any worker joined (the API is healthy first): it waits, queued, saying why
@@ -133,7 +135,8 @@ def main(url: str, workdir: str) -> None:
 
         service = StudyService(store)
         ref = service.create_or_continue(service.build_spec("gmm-inverse", "1.5", "beam", n_samples=16,
-                                                            budget_samples=256, seed=3, max_concurrent=2), "reference")
+                                                            budget_samples=256, seed=3, max_concurrent=2,
+                                                            objective="validity", confirm_fraction=0.0), "reference")
         service.run(ref.id, executor="local")
 
         def trials(sid: int):
