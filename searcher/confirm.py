@@ -154,10 +154,10 @@ def summarise(plan_record: dict[str, Any], replicates: Sequence[Trial], objectiv
     rows = []
     for i, planned in enumerate(plan_record["candidates"]):
         cand = {k: v for k, v in planned.items() if k != "config"}
-        done = [t for t in replicates if t.tags.get("candidate") == i and t.state is TrialState.COMPLETE]
+        mine = [t for t in replicates if t.tags.get("candidate") == i]
+        done = [t for t in mine if t.state is TrialState.COMPLETE]
         if not done:
-            rows.append({**cand, "replicates": 0, "n_samples": 0, "score": None, "failed": len(
-                [t for t in replicates if t.tags.get("candidate") == i])})
+            rows.append({**cand, "replicates": 0, "n_samples": 0, "score": None, "failed": len(mine)})
             continue
         pooled = mean_result([t.result for t in done])
         score = objective.score(pooled)
@@ -180,7 +180,7 @@ def summarise(plan_record: dict[str, Any], replicates: Sequence[Trial], objectiv
             "guide_judge_gap": statistics.fmean(gaps) if gaps else None,
             "fidelity_fd": pooled.fidelity_fd if math.isfinite(pooled.fidelity_fd) else None,
             "constraint": objective.constraint(pooled),
-            "failed": len([t for t in replicates if t.tags.get("candidate") == i]) - len(done),
+            "failed": len(mine) - len(done),
         })
     scored = [r for r in rows if r["score"] is not None]
     winner = max(scored, key=lambda r: r["score"]) if scored else None   # max keeps the first of equals
