@@ -283,7 +283,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                               max_studies=args.max_studies, run_studies=not args.no_runner))
     print(f"guidetune serving on http://{args.host}:{args.port} (dashboard at /, API docs at /docs); "
           "Ctrl-C pauses running studies, which continue when it starts again", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")   # re-raises a SIGTERM it caught
     return 0
 
 

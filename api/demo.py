@@ -4,6 +4,7 @@ it, export the best configuration, sample with it, and print the dashboard addre
 
 from __future__ import annotations
 
+import ctypes
 import json
 import signal
 import socket
@@ -93,6 +94,9 @@ def run_demo(out: Path, *, task_name: str = "digits-label", target: str = "3", b
     })
 
 
+_PR_SET_PDEATHSIG = 1     # <linux/prctl.h>
+
+
 class _Server:
     def __init__(self, proc: subprocess.Popen, url: str) -> None:
         self.proc, self.url = proc, url
@@ -106,6 +110,14 @@ class _Server:
                 self.proc.kill()
 
 
+def _stop_with_parent() -> None:
+    """In the server's child process, before exec: Linux sends it SIGTERM (a graceful stop: running studies
+    pause) when the demo dies, also by SIGKILL, which cannot run the demo's ``finally``. Elsewhere a
+    no-op: the demo's ``finally`` is then the only stop."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _start_server(port: int, storage: str | None, executor: str, log: Path) -> _Server:
     """``guidetune serve`` on ``port`` (the next free one when it is taken), healthy, or a clear error."""
     for candidate in range(port, port + 20):
@@ -116,7 +128,7 @@ def _start_server(port: int, storage: str | None, executor: str, log: Path) -> _
     cmd = [sys.executable, "-m", "guidetune.api.cli", "serve", "--port", str(port), "--executor", executor]
     if storage:
         cmd += ["--storage", storage]
-    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, preexec_fn=_stop_with_parent)
     server = _Server(proc, f"http://127.0.0.1:{port}")
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 import secrets
 import threading
 import time
@@ -228,6 +229,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if scheduler is not None:
                 scheduler.stop()
+                print("guidetune serve stopped: running studies paused; they continue when it starts again",
+                      file=sys.stderr, flush=True)
             store.close()
 
     app = FastAPI(title="guidetune", version=VERSION, lifespan=lifespan,

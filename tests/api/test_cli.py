@@ -99,6 +99,42 @@ def test_demo_runs_the_main_job_end_to_end(tmp_path):
     assert json.loads((tmp_path / "best_config.json").read_text())["format"] == "guidetune.config/1"
 
 
+def test_the_demo_server_stops_when_the_demo_is_killed(tmp_path):
+    """SIGKILL cannot run the demo's ``finally``: its ``guidetune serve`` child must stop by itself."""
+    import os
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = ("import sys, time; from pathlib import Path; from guidetune.api.demo import _start_server; "
+              f"server = _start_server({port}, None, 'local', Path(sys.argv[1])); "
+              "print(server.proc.pid, flush=True); time.sleep(600)")
+    demo = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "server.log")], stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "GUIDETUNE_HOME": str(tmp_path)})
+    try:
+        server_pid = int(demo.stdout.readline())      # healthy once printed
+    finally:
+        demo.kill()
+        demo.wait()
+
+    def alive(pid: int) -> bool:                      # a zombie that nobody reaps has stopped too
+        try:
+            return "\nState:\tZ" not in open(f"/proc/{pid}/status").read()
+        except FileNotFoundError:
+            return False
+    deadline = time.monotonic() + 60
+    while alive(server_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    stopped = not alive(server_pid)
+    if not stopped:
+        os.kill(server_pid, signal.SIGKILL)
+    assert stopped, "the server outlived the killed demo"
+    assert "guidetune serve stopped" in (tmp_path / "server.log").read_text()   # a graceful stop, not a kill
+
+
 def test_search_writes_an_optuna_study_that_optuna_opens(tmp_path):
     import optuna
 
