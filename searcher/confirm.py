@@ -133,11 +133,12 @@ def _finite_mean(values: Sequence[float]) -> float:
 
 
 def mean_result(results: Sequence[TrialResult]) -> TrialResult:
-    """One result for a candidate's replicates: every metric averaged (NaN where none is finite),
-    ``n_samples`` their total."""
+    """One result for a candidate's equal-sized replicate blocks: every metric averaged (NaN where none is
+    finite). ``n_samples`` stays one block's: the means are of block estimates, so what depends on the
+    sample count (the unguided FD a fidelity is held against) is looked up at a block's size."""
     first = results[0]
     return dataclasses.replace(
-        first, n_samples=sum(r.n_samples for r in results), seed=min(r.seed for r in results),
+        first, seed=min(r.seed for r in results),
         validity=_finite_mean([r.validity for r in results]),
         guide_validity=_finite_mean([r.guide_validity for r in results]),
         fidelity_fd=_finite_mean([r.fidelity_fd for r in results]), kid=_finite_mean([r.kid for r in results]),
@@ -160,18 +161,20 @@ def summarise(plan_record: dict[str, Any], replicates: Sequence[Trial], objectiv
             rows.append({**cand, "replicates": 0, "n_samples": 0, "score": None, "failed": len(mine)})
             continue
         pooled = mean_result([t.result for t in done])
-        score = objective.score(pooled)
+        n_total = sum(t.result.n_samples for t in done)
+        score, constraint = objective.score(pooled), objective.constraint(pooled)
         validity, v_half = _mean_interval([t.result.validity for t in done], level)
-        _, s_half = _mean_interval([objective.score(t.result) for t in done], level)
         if all(t.result.validity_metric.endswith("accuracy") for t in done):
             # a proportion: Wilson's interval on the pooled samples (blocks that all score 1.0 have no spread,
             # yet 96 successes in 96 do not make the accuracy certain)
-            v_half = max(v_half, _wilson_half_width(validity, pooled.n_samples, level))
-            if objective.constraint(pooled) is None or objective.constraint(pooled) <= 0:
-                s_half = max(s_half, v_half / (hi - lo))
+            v_half = max(v_half, _wilson_half_width(validity, n_total, level))
+        if objective.kind in ("validity", "constrained") and (constraint is None or constraint <= 0):
+            s_half = v_half / (hi - lo)     # the score is the normalised validity (a block that alone would
+        else:                               # break the constraint must not widen it by a penalty's size)
+            _, s_half = _mean_interval([objective.score(t.result) for t in done], level)
         gaps = [t.result.guide_validity - t.result.validity for t in done if math.isfinite(t.result.guide_validity)]
         rows.append({
-            **cand, "replicates": len(done), "n_samples": pooled.n_samples,
+            **cand, "replicates": len(done), "n_samples": n_total,
             "score": score if math.isfinite(score) else None,
             "score_half_width": s_half if math.isfinite(s_half) else None,
             "validity": validity, "validity_half_width": v_half if math.isfinite(v_half) else None,
@@ -179,7 +182,7 @@ def summarise(plan_record: dict[str, Any], replicates: Sequence[Trial], objectiv
             "guide_validity": pooled.guide_validity if math.isfinite(pooled.guide_validity) else None,
             "guide_judge_gap": statistics.fmean(gaps) if gaps else None,
             "fidelity_fd": pooled.fidelity_fd if math.isfinite(pooled.fidelity_fd) else None,
-            "constraint": objective.constraint(pooled),
+            "constraint": constraint,
             "failed": len(mine) - len(done),
         })
     scored = [r for r in rows if r["score"] is not None]

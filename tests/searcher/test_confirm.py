@@ -101,6 +101,27 @@ def test_an_accuracy_gets_wilsons_interval_when_its_blocks_agree():
     assert w["score_half_width"] == pytest.approx(1 - wilson_lower)   # not 0: the blocks' spread alone says nothing
 
 
+def test_a_constrained_winner_is_held_against_the_yardstick_at_its_block_size():
+    from guidetune.searcher import ConstrainedValidity
+
+    objective = ConstrainedValidity(unguided_fd=((16, 4.0), (64, 2.0)), max_ratio=2.0)
+    plan_record = {"level": 0.95, "n_samples": 16, "replicates": 4, "search_best": {"number": 7, "score": 1.0},
+                   "candidates": [{"number": 7, "params": {"rho": 1.0}, "config": {}, "search_score": 1.0}]}
+    fds = [5.0, 5.0, 9.0, 6.0]            # the third block alone breaks the limit (9 > 2 × 4)
+    reps = []
+    for r, fd in enumerate(fds):
+        t = _trial(20 + r, {"rho": 1.0}, 16, [1.0, 0.9375, 1.0, 1.0][r], metric="judge_accuracy",
+                   tags={"phase": "confirm", "candidate": 0, "replicate": r})
+        reps.append(Trial(**{**t.__dict__, "result": TrialResult(**{**t.result.__dict__, "fidelity_fd": fd})}))
+    w = summarise(plan_record, reps, objective)["winner"]
+    # the mean FD (6.25) of 16-sample blocks against the unguided FD of 16 samples (4): feasible — not against the
+    # 64-sample yardstick (2) that the pooled count would pick
+    assert w["n_samples"] == 64 and w["constraint"] == pytest.approx(math.log(6.25 / 4.0) - math.log(2.0))
+    assert w["score"] == pytest.approx(w["validity"]) == pytest.approx(0.984375)
+    # the score's interval is the validity's: the infeasible block does not widen it by a penalty's size
+    assert w["score_half_width"] == pytest.approx(w["validity_half_width"]) and w["score_half_width"] < 0.1
+
+
 def _study(store, budget, *, searcher="beam", n=16, seed=0):
     space = SearchSpace((LogFloat("rho", 0.25, 8.0), LogFloat("mu", 0.25, 8.0)), {"n_recur": 2, "n_iter": 4})
     spec = StudySpec(task="synthetic", target="-", searcher=searcher, space=space.to_dict(), n_samples=n, seed=seed,
