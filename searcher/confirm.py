@@ -11,8 +11,8 @@ leftover is added) it re-evaluates its ``top`` distinct best configurations:
   comparison is paired);
 * each candidate's fresh score is the objective of its replicates' mean metrics, with a Student-t
   interval from the spread of its replicates (two or more: the plan drops candidates before it
-  drops below two replicates), widened to Wilson's interval on the pooled samples when validity is
-  an accuracy (blocks that all score 1.0 have no spread);
+  drops below two replicates) — Wilson's interval on the pooled samples instead when validity is an
+  accuracy (blocks that all score 1.0 have no spread; two blocks give t a 12.7 quantile);
 * the winner is the best fresh score; the study reports it, the samples it rests on, the gap between
   what the guide and the judge saw, and whether the search's printed best lies above its interval.
 
@@ -165,9 +165,10 @@ def summarise(plan_record: dict[str, Any], replicates: Sequence[Trial], objectiv
         score, constraint = objective.score(pooled), objective.constraint(pooled)
         validity, v_half = _mean_interval([t.result.validity for t in done], level)
         if all(t.result.validity_metric.endswith("accuracy") for t in done):
-            # a proportion: Wilson's interval on the pooled samples (blocks that all score 1.0 have no spread,
-            # yet 96 successes in 96 do not make the accuracy certain)
-            v_half = max(v_half, _wilson_half_width(validity, n_total, level))
+            # a proportion of independent samples: Wilson's interval on the pooled samples. Not the blocks'
+            # Student-t: blocks that all score 1.0 have no spread, yet 96 of 96 do not make the accuracy
+            # certain; and on 2 blocks t's 12.7 quantile made intervals of ±60 points
+            v_half = _wilson_half_width(validity, n_total, level)
         if objective.kind in ("validity", "constrained") and (constraint is None or constraint <= 0):
             s_half = v_half / (hi - lo)     # the score is the normalised validity (a block that alone would
         else:                               # break the constraint must not widen it by a penalty's size)

@@ -99,6 +99,12 @@ def test_an_accuracy_gets_wilsons_interval_when_its_blocks_agree():
     wilson_lower = 1 / (1 + z * z / 96)              # Wilson's lower bound for 96 successes in 96
     assert w["validity"] == 1.0 and w["validity_half_width"] == pytest.approx(1 - wilson_lower)
     assert w["score_half_width"] == pytest.approx(1 - wilson_lower)   # not 0: the blocks' spread alone says nothing
+    two = [_trial(30 + r, {"rho": 1.0}, 16, v, metric="judge_accuracy",
+                  tags={"phase": "confirm", "candidate": 0, "replicate": r}) for r, v in enumerate([0.8125, 0.9375])]
+    w2 = summarise({**plan_record, "replicates": 2}, two, MaximizeValidity())["winner"]
+    p, n = 0.875, 32                                 # 28 of 32: Wilson's, not t on 2 blocks (12.7 × 0.088 / √2 ≈ 0.79)
+    centre, spread = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert w2["validity_half_width"] == pytest.approx(p - (centre - spread)) and w2["validity_half_width"] < 0.2
 
 
 def test_a_constrained_winner_is_held_against_the_yardstick_at_its_block_size():
