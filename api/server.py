@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sys
 import secrets
+import sys
 import threading
 import time
 from collections import OrderedDict

@@ -61,7 +61,8 @@ def one_search(task, target, spec, seed, space, budget, n_samples, fresh_n):
     winner = outcome.best
     configs = [winner] if winner.number == searched.number else [winner, searched]
     # the same estimator as the confirmation (metrics such as a Wasserstein distance are biased by the sample
-    # count): the mean of blocks of n_samples, here fresh_n // n_samples blocks on seeds no study used
+    # count): the mean of blocks of n_samples, here fresh_n // n_samples blocks on seeds no study used; each
+    # config sampled on its own (in the full space the two may differ in structure, which does not pack)
     seeds = [FRESH_SEED + b * n_samples for b in range(max(1, fresh_n // n_samples))]
     fresh_score = {t.number: objective.score(mean_result([evaluate(task, target, [space.to_params(t.params)], n_samples,
                                                                    seed)[0] for seed in seeds]))
