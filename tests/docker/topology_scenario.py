@@ -23,6 +23,9 @@ import httpx
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+from busy_nodes import busy_roots  # noqa: E402
+
 COMPOSE = ROOT / "docker" / "compose.yaml"
 BIN = Path(sys.executable).parent
 
@@ -117,16 +120,19 @@ def main(url: str, workdir: str) -> None:
             waited = {"state": status["state"], "reason": status["stop_reason"]}
             workers = [start(worker_cmd, worker_env, work / f"worker{i}.log") for i in range(2)]
             running: list[int] = []
+            victim = 0
             for status in client.watch(study["id"], interval=0.1, timeout=300):
                 keep_up(workers, worker_cmd, worker_env, work)
                 if status["trials"]["complete"] >= 3:
                     running = [t.number for t in store.trials(study["id"], states=[TrialState.RUNNING])]
-                    if running:
+                    busy = busy_roots([w.pid for w in workers])   # the node the running group is on
+                    if running and busy:
+                        victim = [w.pid for w in workers].index(busy[0])
                         break
                 if status["state"] in ("complete", "failed", "cancelled"):
                     break
-            kill_container(workers[0])                                   # a worker node dies mid-study
-            killed_proc = workers.pop(0)
+            kill_container(workers[victim])                              # a worker node dies mid-study
+            killed_proc = workers.pop(victim)
             killed = {"at_complete": status["trials"]["complete"], "running": running}
             workers.append(start(worker_cmd, worker_env, work / "worker2.log"))   # and a new one joins
             for final in client.watch(study["id"], interval=0.5, timeout=400):

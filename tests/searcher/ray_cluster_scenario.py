@@ -17,7 +17,11 @@ os.environ.update(RAY_health_check_period_ms="500", RAY_health_check_failure_thr
                   RAY_health_check_timeout_ms="500", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
 
 import ray  # noqa: E402
+from ray._private import ray_constants  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from busy_nodes import busy_roots  # noqa: E402
 
 from guidetune.searcher.service import StudyService  # noqa: E402
 from guidetune.storage import StudyStore, TrialState  # noqa: E402
@@ -51,12 +55,16 @@ def main(url: str) -> None:
     # Ray's Cluster adds nodes from the main thread only: the study runs in the thread above
     deadline = time.monotonic() + 240
     running: list = []
-    while runner.is_alive() and time.monotonic() < deadline:   # kill with trials in flight, after a few told
+    raylets = [node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid for node in workers]
+    victim = workers[0]
+    while runner.is_alive() and time.monotonic() < deadline:   # kill a node with a group in flight, after a few told
         running = store.trials(study.id, states=[TrialState.RUNNING])
-        if running and store.get_study(study.id).n_told >= 3:
+        busy = busy_roots(raylets) if running and store.get_study(study.id).n_told >= 3 else []
+        if busy:
+            victim = workers[raylets.index(busy[0])]
             break
         time.sleep(0.05)
-    cluster.remove_node(workers[0], allow_graceful=False)
+    cluster.remove_node(victim, allow_graceful=False)
     killed.update(at_told=store.get_study(study.id).n_told, running=[t.number for t in running])
     cluster.add_node(**NODE)
     runner.join(timeout=400)
