@@ -62,8 +62,10 @@ KILLS = {"beam": ["submit:3", "told:7"], "beam-mf": ["told:4", "propose:3"], "tp
          "random": ["told:3", "submit:2"]}
 
 
+# every searcher's replay on SQLite; the backend's part (leases, re-queueing) on PostgreSQL with the default searcher
 @pytest.mark.slow
-@pytest.mark.parametrize("searcher", ["beam", "beam-mf", "tpe", "random"])
+@pytest.mark.parametrize("store_url,searcher", [("sqlite", s) for s in KILLS] + [("postgresql", "beam-mf")],
+                         indirect=["store_url"])
 def test_a_study_killed_at_several_points_resumes_to_the_uninterrupted_result(store_url, searcher):
     store, ref_name = reference(store_url, searcher)
     name = f"killed-{searcher}"
