@@ -11,6 +11,11 @@ largest unspent budget.
 
     python benchmarks/held_up.py --tasks gmm-inverse --searchers beam,beam-mf,random --seeds 3
     python benchmarks/held_up.py --tasks digits-label --searchers beam,beam-mf,random --seeds 1
+    python benchmarks/held_up.py --tasks digits-label --space full --searchers beam-mf,random --equal-passes
+
+With ``--equal-passes`` only the first searcher gets ``--budget-samples``; every other one gets, on the
+same target and seed, a budget of the denoiser passes the first one spent (equal compute: in the full
+space a sample's cost depends on N_recur and N_iter), and the table compares them per search.
 
 Space: the task's strengths ρ̄, μ̄, γ̄ with (N_recur, N_iter) fixed at ``--structure`` (as §4), or with
 ``--space full`` the default space a study searches (N_recur 1–4, N_iter 1–8 too); objective validity.
@@ -41,7 +46,8 @@ from guidetune.storage.store import StudyStore
 FRESH_SEED = 5_000_000   # the check's seeds: no study trial, confirmation or oracle uses them
 
 
-def one_search(task, target, spec, seed, space, budget, n_samples, fresh_n):
+def one_search(task, target, spec, seed, space, budget, n_samples, fresh_n, budget_passes=None):
+    """One study on ``budget`` samples (or, with ``budget_passes``, on that many denoiser passes)."""
     name, options = parse_spec(spec)
     options = {**({"rounds": 40} if name.startswith("beam") else {}), **options}
     objective = MaximizeValidity(validity_range=task.validity_range)
@@ -49,9 +55,11 @@ def one_search(task, target, spec, seed, space, budget, n_samples, fresh_n):
     evaluator = TaskEvaluator(task, target)
     store = StudyStore("sqlite://", check=False)
     study = store.create_study("s", StudySpec(task=task.name, target=target, searcher=name, space=space.to_dict(),
-                                              n_samples=n_samples, seed=10_000 * (seed + 1), budget_samples=budget))
+                                              n_samples=n_samples, seed=10_000 * (seed + 1),
+                                              budget_samples=None if budget_passes else budget, budget_passes=budget_passes))
     start = time.perf_counter()
-    outcome = StudyCoordinator(store, study.id, searcher, InProcessExecutor(evaluator), budget=Budget(budget),
+    outcome = StudyCoordinator(store, study.id, searcher, InProcessExecutor(evaluator),
+                               budget=Budget(passes=budget_passes) if budget_passes else Budget(budget),
                                passes_per_sample=evaluator.passes_per_sample, confirm=ConfirmPolicy()).run()
     seconds = time.perf_counter() - start
     c = outcome.confirmation or {}
@@ -70,8 +78,10 @@ def one_search(task, target, spec, seed, space, budget, n_samples, fresh_n):
     confirmed = c.get("winner") if c.get("state") == "done" else None
     store.close()
     return {
-        "task": task.name, "target": target, "searcher": spec, "seed": seed, "budget": budget,
-        "spent": outcome.samples_spent, "unspent": budget - outcome.samples_spent,
+        "task": task.name, "target": target, "searcher": spec, "seed": seed,
+        "budget": None if budget_passes else budget, "budget_passes": budget_passes,
+        "spent": outcome.samples_spent, "passes": outcome.passes_spent,
+        "unspent": None if budget_passes else budget - outcome.samples_spent,
         "search_stop": c.get("search_stop", outcome.stop_reason), "search_samples": c.get("search_samples"),
         "reported": confirmed["score"] if confirmed else (search_best or {}).get("score"),
         "reported_half_width": confirmed["score_half_width"] if confirmed else None,
@@ -95,7 +105,19 @@ def table(records: list[dict]) -> str:
         rows.append(f"| {task} | {searcher} | {len(rs)} | {statistics.median(fresh):.3f} [{min(fresh):.3f}, "
                     f"{max(fresh):.3f}] | {statistics.median(loss):+.1f} / {max(loss):+.1f} | "
                     f"{statistics.median(naive):+.1f} / {max(naive):+.1f} | {sum(held)}/{len(held)} | "
-                    f"{max(r['unspent'] for r in rs)} |")
+                    f"{max((r['unspent'] for r in rs if r['unspent'] is not None), default='–')} |")
+    return "\n".join(rows)
+
+
+def equal_passes_table(records: list[dict]) -> str:
+    """Per target and seed: each searcher's samples, passes and fresh score, the first on a samples budget."""
+    rows = ["| task | target | seed | searcher | budget | samples | denoiser passes | reported ± 95% | fresh |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        budget = f"{r['budget_passes']:,.0f} passes" if r.get("budget_passes") else f"{r['budget']:,} samples"
+        reported = "–" if r["reported"] is None else f"{r['reported']:.3f} ± {r['reported_half_width'] or 0:.3f}"
+        rows.append(f"| {r['task']} | {r['target']} | {r['seed']} | {r['searcher']} | {budget} | {r['spent']:,} | "
+                    f"{r['passes']:,.0f} | {reported} | {r['fresh']:.3f} |")
     return "\n".join(rows)
 
 
@@ -114,27 +136,34 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--merge", action="store_true", help="add to the stored records")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--equal-passes", action="store_true",
+                        help="the searchers after the first get the denoiser passes the first spent, not --budget-samples")
     args = parser.parse_args()
     structure = tuple(int(x) for x in args.structure.split(","))
     everything = []
     for task_name in args.tasks.split(","):
-        path = Path(args.out) / f"held_up_{task_name}{'_full' if args.space == 'full' else ''}.json"
+        path = Path(args.out) / (f"held_up_{task_name}{'_full' if args.space == 'full' else ''}"
+                                 f"{'_equal_passes' if args.equal_passes else ''}.json")
         records = json.loads(path.read_text()) if (args.merge or args.report_only) and path.exists() else []
         if not args.report_only:
             task = make_task(task_name)
             space = declared_space(task, args.space, structure)
             targets = args.targets.split(",") if args.targets else task.targets()
             for target in targets:
-                for spec in args.searchers.split(","):
-                    for seed in range(args.seeds):
-                        r = one_search(task, target, spec, seed, space, args.budget_samples, args.n_samples, args.fresh_n)
+                for seed in range(args.seeds):
+                    passes = None
+                    for spec in args.searchers.split(","):
+                        r = one_search(task, target, spec, seed, space, args.budget_samples, args.n_samples, args.fresh_n,
+                                       budget_passes=passes)
+                        if args.equal_passes and passes is None:
+                            passes = r["passes"]
                         records.append(r)
                         path.write_text(json.dumps(records, indent=1))
                         print(f"  {task_name} {target} {spec} seed {seed}: reported {r['reported']:.4f}, fresh "
                               f"{r['fresh']:.4f} (the search saw {r['search_saw']:.4f}, fresh {r['fresh_of_search_best']:.4f})"
-                              f", unspent {r['unspent']}, {r['seconds']} s", flush=True)
+                              f", {r['spent']} samples, {r['passes']:,.0f} passes, {r['seconds']} s", flush=True)
         everything += records
-    print(table(everything))
+    print(equal_passes_table(everything) if args.equal_passes else table(everything))
 
 
 if __name__ == "__main__":
