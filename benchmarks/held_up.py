@@ -54,12 +54,12 @@ def one_search(task, target, spec, seed, space, budget, n_samples, fresh_n, budg
     searcher = make_searcher(name, space, objective, seed, n_samples=n_samples, **options)
     evaluator = TaskEvaluator(task, target)
     store = StudyStore("sqlite://", check=False)
+    budgets = Budget(None if budget_passes else budget, budget_passes)
     study = store.create_study("s", StudySpec(task=task.name, target=target, searcher=name, space=space.to_dict(),
                                               n_samples=n_samples, seed=10_000 * (seed + 1),
-                                              budget_samples=None if budget_passes else budget, budget_passes=budget_passes))
+                                              budget_samples=budgets.samples, budget_passes=budgets.passes))
     start = time.perf_counter()
-    outcome = StudyCoordinator(store, study.id, searcher, InProcessExecutor(evaluator),
-                               budget=Budget(passes=budget_passes) if budget_passes else Budget(budget),
+    outcome = StudyCoordinator(store, study.id, searcher, InProcessExecutor(evaluator), budget=budgets,
                                passes_per_sample=evaluator.passes_per_sample, confirm=ConfirmPolicy()).run()
     seconds = time.perf_counter() - start
     c = outcome.confirmation or {}
@@ -79,9 +79,9 @@ def one_search(task, target, spec, seed, space, budget, n_samples, fresh_n, budg
     store.close()
     return {
         "task": task.name, "target": target, "searcher": spec, "seed": seed,
-        "budget": None if budget_passes else budget, "budget_passes": budget_passes,
+        "budget": budgets.samples, "budget_passes": budgets.passes,
         "spent": outcome.samples_spent, "passes": outcome.passes_spent,
-        "unspent": None if budget_passes else budget - outcome.samples_spent,
+        "unspent": None if budgets.samples is None else budgets.samples - outcome.samples_spent,
         "search_stop": c.get("search_stop", outcome.stop_reason), "search_samples": c.get("search_samples"),
         "reported": confirmed["score"] if confirmed else (search_best or {}).get("score"),
         "reported_half_width": confirmed["score_half_width"] if confirmed else None,
@@ -140,6 +140,7 @@ def main() -> None:
                         help="the searchers after the first get the denoiser passes the first spent, not --budget-samples")
     args = parser.parse_args()
     structure = tuple(int(x) for x in args.structure.split(","))
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     everything = []
     for task_name in args.tasks.split(","):
         path = Path(args.out) / (f"held_up_{task_name}{'_full' if args.space == 'full' else ''}"
