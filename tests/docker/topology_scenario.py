@@ -24,7 +24,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
-from busy_nodes import busy_roots  # noqa: E402
+from busy_nodes import busy_roots, kill_tree  # noqa: E402
 
 COMPOSE = ROOT / "docker" / "compose.yaml"
 BIN = Path(sys.executable).parent
@@ -51,6 +51,7 @@ def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
 
 
 def kill_container(proc: subprocess.Popen) -> None:
+    kill_tree(proc.pid)   # every process of the "container", the trial workers (own process groups) included
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:

@@ -21,7 +21,7 @@ from ray._private import ray_constants  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from busy_nodes import busy_roots  # noqa: E402
+from busy_nodes import busy_roots, kill_tree  # noqa: E402
 
 from guidetune.searcher.service import StudyService  # noqa: E402
 from guidetune.storage import StudyStore, TrialState  # noqa: E402
@@ -64,6 +64,7 @@ def main(url: str) -> None:
             victim = workers[raylets.index(busy[0])]
             break
         time.sleep(0.05)
+    kill_tree(raylets[workers.index(victim)])   # its trial workers with it, as a machine's death would
     cluster.remove_node(victim, allow_graceful=False)
     killed.update(at_told=store.get_study(study.id).n_told, running=[t.number for t in running])
     cluster.add_node(**NODE)
