@@ -74,7 +74,7 @@ def run_demo(out: Path, *, task_name: str = "digits-label", target: str = "3", b
              "best config": sample(task.model, log_prob, best, shape=task.shape, seeds=seeds, clip_x0=task.clip_x0)}
     _save_grids(grids, out / "samples.png", f"{task_name} target {target}: same seeds, unguided vs searched config")
     told = sorted((t for t in trials if t["tell_seq"] is not None), key=lambda t: t["tell_seq"])
-    _save_curve(_best_so_far(told), out / "search_progress.png")
+    _save_curve(_progress(told), out / "search_progress.png")
     return json_safe({
         "task": task_name, "target": target, "searcher": searcher, "study": status["name"], "study_id": study["id"],
         "server": server.url, "dashboard": dashboard if keep_serving else
@@ -145,15 +145,17 @@ def _start_server(port: int, storage: str | None, executor: str, log: Path) -> _
     raise SearchError(f"guidetune serve did not become healthy in 180 s; see {log}")
 
 
-def _best_so_far(told: list[dict]) -> list[tuple[int, float]]:
-    curve, spent, best = [], 0, None
+def _progress(told: list[dict]) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """(samples spent, score) of every scored trial in the order it was told, and the best so far."""
+    points, curve, spent, best = [], [], 0, None
     for t in told:
         spent += t["n_samples"]
-        if t["score"] is not None and (best is None or t["score"] > best):
-            best = t["score"]
+        if t["score"] is not None:
+            points.append((spent, t["score"]))
+            best = t["score"] if best is None else max(best, t["score"])
         if best is not None:
             curve.append((spent, best))
-    return curve
+    return points, curve
 
 
 def _save_grids(grids: dict[str, torch.Tensor], path: Path, title: str) -> None:
@@ -170,13 +172,15 @@ def _save_grids(grids: dict[str, torch.Tensor], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def _save_curve(history, path: Path) -> None:
+def _save_curve(progress, path: Path) -> None:
+    points, curve = progress
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    if history:
-        xs, ys = zip(*history)
-        ax.step(xs, ys, where="post")
+    if points:
+        ax.scatter(*zip(*points), s=12, color="0.6", label="each trial")
+        ax.step(*zip(*curve), where="post", label="best so far")
+        ax.legend(loc="lower right", fontsize=8)
     ax.set_xlabel("samples spent")
-    ax.set_ylabel("best objective so far (higher is better;\nbelow 0: fidelity limit broken)")
+    ax.set_ylabel("objective (higher is better;\nbelow 0: fidelity limit broken)")
     ax.set_title("search progress")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

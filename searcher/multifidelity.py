@@ -1,6 +1,6 @@
 """Multi-fidelity search with the sample count as the fidelity: ``SuccessiveHalving`` (Jamieson &
 Talwalkar, 2016; Li et al., Hyperband, 2018) around any searcher (``tpe-mf``), and
-``AdaptiveFidelityBeam`` (``beam-mf``, the default), TFG's doubling beam run at a small sample count
+``AdaptiveFidelityBeam`` (``beam-mf``), TFG's doubling beam run at a small sample count
 and a coarse step, the count doubled and the step halved whenever the beam stops improving.
 
 Successive halving: one *bracket* = one batch of candidates from the inner searcher (a beam round, ``bracket_size``

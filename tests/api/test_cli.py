@@ -228,7 +228,7 @@ def test_a_config_exported_for_one_task_is_refused_on_another(tmp_path):
     (("--executor", "local", "--ray-address", "127.0.0.1:6379"), "--ray-address needs --executor ray"),
     (("--searcher-option", "oops"), "'oops' is not KEY=VALUE"),
     (("--searcher-option", "colour=3"), "does not take the options {'colour': 3}"),
-    (("--searcher-option", "start=sideways"), "start must be 'low'"),
+    (("--searcher", "beam-mf", "--searcher-option", "start=sideways"), "start must be 'low'"),
     (("--confirm-fraction", "1.5"), "confirmation fraction must be in (0, 1)"),
     (("--confirm-top", "0"), "--confirm-top must be a positive integer"),
 ])
