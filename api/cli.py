@@ -176,14 +176,18 @@ def _objective_text(spec) -> str:
 
 
 def _stop_text(status: dict) -> str:
-    """Why the study stopped and what it spent, search and confirmation apart."""
+    """Why the study stopped and what it spent: the unguided yardstick, the search and the confirmation apart."""
     spent, budget, c = status["spent"]["samples"], status["budget"]["samples"], status["confirmation"]
+    yardstick = status["yardstick_samples"]
     of = f" of {budget}" if budget else ""
+    parts = [f"the unguided yardstick {yardstick}"] if yardstick else []
     if not c:
-        return f"spent {spent}{of} samples; the search stopped: {status['stop_reason']}"
-    searched = c["search_samples"]
-    return (f"spent {spent}{of} samples: the search {searched} (stopped: {c['search_stop']}), "
-            f"the fresh-seed confirmation {spent - searched}")
+        parts.append(f"the search {spent - yardstick} (stopped: {status['stop_reason']})")
+    else:
+        searched = c["search_samples"]   # counts the yardstick
+        parts += [f"the search {searched - yardstick} (stopped: {c['search_stop']})",
+                  f"the fresh-seed confirmation {spent - searched}"]
+    return f"spent {spent}{of} samples: " + ", ".join(parts)
 
 
 def _cmd_studies(args: argparse.Namespace) -> int:

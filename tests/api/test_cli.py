@@ -81,7 +81,10 @@ def test_search_says_its_objective_and_confirms_its_best_on_fresh_seeds(tmp_path
     assert summary["samples_spent"] <= 480 and c["search_samples"] <= 480 - 96     # 20 % held back
     spent_confirming = sum(r["n_samples"] for r in c["candidates"])
     assert summary["samples_spent"] == c["search_samples"] + spent_confirming
-    assert f"the fresh-seed confirmation {spent_confirming}" in out.stdout
+    yardstick = summary["yardstick_samples"]
+    assert yardstick >= 32        # the constrained objective's unguided yardstick, counted apart from the search
+    assert (f"the unguided yardstick {yardstick}, the search {c['search_samples'] - yardstick} (stopped: "
+            in out.stdout and f"the fresh-seed confirmation {spent_confirming}" in out.stdout), out.stdout
     assert summary["best"]["confirmed"]["number"] == summary["best"]["study"]["trial"]
     assert (out.returncode == 3) == (summary["best"]["confirmed"]["constraint"] > 0)
 
