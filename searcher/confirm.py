@@ -86,22 +86,45 @@ def candidates(trials: Sequence[Trial], score: Callable[[Trial], float], top: in
     return ranked[:top]
 
 
-def plan(available_samples: int, n_samples: int, n_candidates: int, policy: ConfirmPolicy,
-         available_trials: int | None = None) -> tuple[int, int, int]:
-    """(candidates, replicates, extra) that ``available_samples`` (and trials) pay for: every replicate
-    ``n_samples`` fresh samples, as many replicates as fit for up to ``policy.top`` candidates, fewer
-    candidates rather than fewer than ``min_replicates``, and one more block for each of the first
-    ``extra`` candidates from what is left (so less than one block stays unspent); ``(0, 0, 0)`` when
-    not even one candidate fits."""
+def plan(n_samples: int, n_candidates: int, policy: ConfirmPolicy, *, samples_left: int | None = None,
+         trials_left: int | None = None, passes_left: float | None = None,
+         costs: Sequence[float] = ()) -> tuple[int, int, int]:
+    """(candidates, replicates, extra) that what is left pays for: every replicate ``n_samples`` fresh
+    samples, as many replicates as fit for up to ``policy.top`` candidates, fewer candidates rather than
+    fewer than ``min_replicates``, and one more block for each of the first ``extra`` candidates from
+    what is left (so less than one block stays unspent); ``(0, 0, 0)`` when not even one candidate fits.
+
+    ``samples_left``, ``trials_left`` and ``passes_left`` are the budgets' remainders (``None``: not
+    limited); a passes remainder needs ``costs``, the denoiser passes per sample of each ranked
+    candidate, so that a cheap candidate's blocks are charged what they cost, not the dearest one's.
+    With no limit at all every candidate gets ``min_replicates`` blocks."""
+    if passes_left is not None and (len(costs) < n_candidates or not all(c > 0 for c in costs)):
+        raise SearchError(f"a passes remainder needs a positive cost for every candidate: got {list(costs)} "
+                          f"for {n_candidates} candidates")
+
+    def fits(blocks: int, passes: float) -> bool:
+        return ((samples_left is None or blocks * n_samples <= samples_left)
+                and (trials_left is None or blocks <= trials_left)
+                and (passes_left is None or passes <= passes_left))
+
     for k in range(min(policy.top, n_candidates), 0, -1):
-        r = available_samples // (k * n_samples)
-        if available_trials is not None:
-            r = min(r, available_trials // k)
-        if r >= policy.min_replicates:
-            extra = (available_samples - k * r * n_samples) // n_samples
-            if available_trials is not None:
-                extra = min(extra, available_trials - k * r)
-            return k, int(r), int(min(extra, k - 1))
+        round_passes = n_samples * sum(costs[:k]) if passes_left is not None else 0.0   # one block of each
+        caps = []
+        if samples_left is not None:
+            caps.append(samples_left // (k * n_samples))
+        if trials_left is not None:
+            caps.append(trials_left // k)
+        if passes_left is not None:
+            caps.append(math.floor(passes_left / round_passes))
+        if not caps:
+            return k, policy.min_replicates, 0
+        r = int(min(caps))
+        if r < policy.min_replicates:
+            continue
+        extra = 0
+        while extra < k - 1 and fits(k * r + extra + 1, r * round_passes + n_samples * sum(costs[:extra + 1])):
+            extra += 1
+        return k, r, extra
     return 0, 0, 0
 
 

@@ -181,21 +181,22 @@ class StudyCoordinator:
         its trials; False (and a ``skipped`` record saying why) when the budget left cannot pay for it."""
         policy, full, n = self.confirm, self.full_budget, self.searcher.n_samples
         cands = confirmation.candidates(self._told, self.searcher.score, policy.top)
-        available = 1 << 62
-        if full.samples is not None:
-            available = full.samples - self._spent
-        if full.passes is not None and cands:
-            per_sample = max(self.cost_model(TFGParams.from_dict(c.config)) for c in cands)
-            available = min(available, int((full.passes - self._passes) // per_sample))
+        samples_left = None if full.samples is None else full.samples - self._spent
+        passes_left = None if full.passes is None else full.passes - self._passes
+        costs = [self.cost_model(TFGParams.from_dict(c.config)) for c in cands] if passes_left is not None else []
         trials_left = None if full.trials is None else full.trials - self._n_trials()
-        k, r, extra = confirmation.plan(available, n, len(cands), policy, trials_left)
+        k, r, extra = confirmation.plan(n, len(cands), policy, samples_left=samples_left, trials_left=trials_left,
+                                        passes_left=passes_left, costs=costs)
         best = self.searcher.best(self._told)
         common = {"search_stop": search_stop, "search_samples": self._spent, "level": policy.level, "n_samples": n,
                   "search_best": None if best is None else {"number": best.number, "score": self.searcher.score(best)}}
         if k == 0:
+            left = [f"{samples_left} samples"] if samples_left is not None else []
+            left += [f"{passes_left:,.0f} denoiser passes"] if passes_left is not None else []
+            left += [f"{trials_left} trials"] if trials_left is not None else []
             why = ("no trial of the search succeeded" if not cands else
-                   f"{available if full.samples is not None else 'too few'} samples left after the search; "
-                   f"a confirmation needs {policy.min_replicates} × {n}")
+                   f"{' and '.join(left)} left after the search; a confirmation needs {policy.min_replicates} "
+                   f"blocks of {n} samples of its best candidate")
             self.store.record_confirmation(self.study_id, self.identity, {**common, "state": "skipped", "reason": why})
             return False
         self._plan = {**common, "state": "running", "replicates": r, "extra": extra,

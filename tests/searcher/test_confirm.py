@@ -16,7 +16,7 @@ from guidetune.searcher.confirm import (SEED_OFFSET, ConfirmPolicy, candidates, 
 from guidetune.searcher.coordinator import Budget, StudyCoordinator
 from guidetune.searcher.errors import SearchError
 from guidetune.searcher.executors import InProcessExecutor
-from guidetune.searcher.space import LogFloat
+from guidetune.searcher.space import LogFloat, PowerOfTwoInt
 from guidetune.storage.records import StudySpec, Trial, TrialState
 from guidetune.storage.store import StudyStore
 
@@ -58,13 +58,32 @@ def test_candidates_are_distinct_configs_full_size_first():
 
 def test_plan_prefers_replicates_over_candidates():
     policy = ConfirmPolicy(top=3)
-    assert plan(400, 32, 5, policy) == (3, 4, 0)     # 400 // 96; 16 left, less than a block
-    assert plan(450, 32, 5, policy) == (3, 4, 2)     # 66 left: one more block for the first two
-    assert plan(150, 32, 5, policy) == (2, 2, 0)     # 3 candidates would get one block each
-    assert plan(70, 32, 5, policy) == (1, 2, 0)
-    assert plan(60, 32, 5, policy) == (0, 0, 0)
-    assert plan(400, 32, 1, policy) == (1, 12, 0)    # only one candidate: all to it
-    assert plan(450, 32, 5, policy, available_trials=13) == (3, 4, 1)
+    assert plan(32, 5, policy, samples_left=400) == (3, 4, 0)     # 400 // 96; 16 left, less than a block
+    assert plan(32, 5, policy, samples_left=450) == (3, 4, 2)     # 66 left: one more block for the first two
+    assert plan(32, 5, policy, samples_left=150) == (2, 2, 0)     # 3 candidates would get one block each
+    assert plan(32, 5, policy, samples_left=70) == (1, 2, 0)
+    assert plan(32, 5, policy, samples_left=60) == (0, 0, 0)
+    assert plan(32, 1, policy, samples_left=400) == (1, 12, 0)    # only one candidate: all to it
+    assert plan(32, 5, policy, samples_left=450, trials_left=13) == (3, 4, 1)
+    assert plan(32, 5, policy) == (3, 2, 0)                        # nothing limited: the minimum
+
+
+def test_plan_charges_each_candidate_its_own_passes():
+    policy = ConfirmPolicy(top=3)
+    costs = [100.0, 400.0, 100.0]          # passes per sample: the second candidate recurs 4 times
+    # one round of 16-sample blocks costs 16 · 600 = 9,600 passes; 30,000 pay for 3 rounds and 1,200 are left:
+    # not enough for a block of the first candidate (1,600)
+    assert plan(16, 3, policy, passes_left=30_000, costs=costs) == (3, 3, 0)
+    # 31,000: 2,200 left after 3 rounds pay for one more block of the first (1,600), not of the second (6,400)
+    assert plan(16, 3, policy, passes_left=31_000, costs=costs) == (3, 3, 1)
+    # charged at the dearest candidate's 400 per sample (the rule before), 31,000 passes were 4 blocks × 3:
+    # one round only, too few for a confirmation of three; by their own costs they are three rounds
+    assert 31_000 // (16 * 400) // 3 < policy.min_replicates
+    # too few passes for two rounds of three (19,200), enough for two of the first two (16,000)
+    assert plan(16, 3, policy, passes_left=17_000, costs=costs) == (2, 2, 0)
+    assert plan(16, 3, policy, passes_left=30_000, costs=costs, samples_left=96) == (3, 2, 0)   # samples bind first
+    with pytest.raises(SearchError, match="positive cost for every candidate"):
+        plan(16, 3, policy, passes_left=30_000, costs=[100.0])
 
 
 def test_summary_numbers_winner_and_curse():
@@ -153,7 +172,7 @@ def test_a_beam_that_finishes_early_spends_the_rest_on_the_confirmation(tmp_path
     fresh = [t for t in outcome.trials if is_confirmation(t)]
     assert c["search_samples"] == sum(t.n_samples for t in searched) < 1600   # it stopped before its share
     k, r, extra = len(c["candidates"]), c["replicates"], c["extra"]
-    assert (k, r, extra) == plan(2000 - c["search_samples"], 16, 3, ConfirmPolicy())
+    assert (k, r, extra) == plan(16, 3, ConfirmPolicy(), samples_left=2000 - c["search_samples"])
     assert k == 3 and len(fresh) == k * r + extra and 2000 - 16 < outcome.samples_spent <= 2000   # less than a block left
     # fresh seeds: disjoint from every search trial's, the same blocks for every candidate (one packed call each)
     search_seeds = {s for t in searched for s in range(t.seed, t.seed + t.n_samples)}
@@ -243,6 +262,39 @@ def test_too_small_a_budget_skips_the_confirmation_and_says_so(tmp_path):
     study, space = _study(store, 48)
     outcome = _coordinator(store, study, space, 48)[0].run()
     assert outcome.confirmation["state"] == "skipped"
-    assert "a confirmation needs 2 × 16" in outcome.confirmation["reason"]
+    assert outcome.confirmation["reason"] == ("0 samples left after the search; a confirmation needs 2 blocks of 16 "
+                                             "samples of its best candidate")
     assert not any(is_confirmation(t) for t in outcome.trials)
+    store.close()
+
+
+def test_a_passes_budget_charges_each_candidate_its_own_passes(tmp_path):
+    """Candidates of different N_recur cost different passes per sample: the confirmation spends the passes
+    budget down to less than the next block it could have planned, not to what the dearest candidate costs."""
+    space = SearchSpace((LogFloat("rho", 0.25, 8.0), LogFloat("mu", 0.25, 8.0), PowerOfTwoInt("n_recur", 1, 4)),
+                        {"n_iter": 4})
+    evaluator = SyntheticEvaluator(noise=2.0)
+    budget = 40_000.0
+    store = StudyStore(f"sqlite:///{tmp_path}/s.db")
+    spec = StudySpec(task="synthetic", target="-", searcher="random", space=space.to_dict(), n_samples=16, seed=3,
+                     budget_passes=budget)
+    study = store.create_study("passes", spec)
+    s = make_searcher("random", space, MaximizeValidity(), 3, n_samples=16)
+    outcome = StudyCoordinator(store, study.id, s, InProcessExecutor(evaluator), budget=Budget(passes=budget),
+                               passes_per_sample=evaluator.passes_per_sample, confirm=ConfirmPolicy(top=3)).run()
+    c = outcome.confirmation
+    assert c["state"] == "done"
+    costs = [evaluator.passes_per_sample(space.to_params(cand["params"])) for cand in c["candidates"]]
+    assert len(set(costs)) > 1                                       # the candidates differ in cost
+    fresh = [t for t in outcome.trials if is_confirmation(t)]
+    search_passes = outcome.passes_spent - sum(t.n_samples * costs[t.tags["candidate"]] for t in fresh)
+    k, r, extra = len(c["candidates"]), c["replicates"], c["extra"]
+    assert (k, r, extra) == plan(16, k, ConfirmPolicy(top=3), passes_left=budget - search_passes, costs=costs)
+    assert len(fresh) == k * r + extra and outcome.passes_spent <= budget
+    # what is left pays for no further block of the plan: the next extra block (or, all extras given, a round)
+    left = budget - outcome.passes_spent
+    next_block = 16 * (costs[extra] if extra < k - 1 else sum(costs))
+    assert left < next_block
+    # the old rule charged every block at the dearest candidate's cost: it planned fewer blocks
+    assert k * r + extra > ((budget - search_passes) // (16 * max(costs)))
     store.close()
