@@ -121,6 +121,31 @@ def equal_passes_table(records: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def equal_passes_summary(records: list[dict]) -> str:
+    """Per task and over all: how often the searcher on the passes budget ends higher, equal or lower on
+    fresh seeds than the one on the samples budget (same target and seed), the mean fresh scores, and the
+    samples the second drew."""
+    pairs: dict[str, list[tuple[dict, dict]]] = {}
+    for first in (r for r in records if not r.get("budget_passes")):
+        second = next((r for r in records if r.get("budget_passes") and
+                       (r["task"], r["target"], r["seed"]) == (first["task"], first["target"], first["seed"])), None)
+        if second is not None:
+            pairs.setdefault(first["task"], []).append((first, second))
+    pairs["all"] = [pair for task_pairs in list(pairs.values()) for pair in task_pairs]
+    rows = ["| task | searches | second higher / equal / lower | mean fresh first → second | samples the second drew |",
+            "|---|---|---|---|---|"]
+    for task, ps in pairs.items():
+        if not ps:
+            continue
+        diffs = [round(b["fresh"] - a["fresh"], 6) for a, b in ps]
+        names = f"{ps[0][0]['searcher']} → {ps[0][1]['searcher']}"
+        rows.append(f"| {task} | {len(ps)} | {sum(d > 0 for d in diffs)} / {sum(d == 0 for d in diffs)} / "
+                    f"{sum(d < 0 for d in diffs)} | {names}: {statistics.fmean(a['fresh'] for a, _ in ps):.3f} → "
+                    f"{statistics.fmean(b['fresh'] for _, b in ps):.3f} | "
+                    f"{min(b['spent'] for _, b in ps):,}–{max(b['spent'] for _, b in ps):,} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default="gmm-inverse", help="comma-separated bundled tasks (every target of each)")
@@ -164,7 +189,10 @@ def main() -> None:
                               f"{r['fresh']:.4f} (the search saw {r['search_saw']:.4f}, fresh {r['fresh_of_search_best']:.4f})"
                               f", {r['spent']} samples, {r['passes']:,.0f} passes, {r['seconds']} s", flush=True)
         everything += records
-    print(equal_passes_table(everything) if args.equal_passes else table(everything))
+    if args.equal_passes:
+        print(equal_passes_table(everything) + "\n\n" + equal_passes_summary(everything))
+    else:
+        print(table(everything))
 
 
 if __name__ == "__main__":

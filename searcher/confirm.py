@@ -107,18 +107,14 @@ def plan(n_samples: int, n_candidates: int, policy: ConfirmPolicy, *, samples_le
                 and (trials_left is None or blocks <= trials_left)
                 and (passes_left is None or passes <= passes_left))
 
+    limited = any(left is not None for left in (samples_left, trials_left, passes_left))
     for k in range(min(policy.top, n_candidates), 0, -1):
-        round_passes = n_samples * sum(costs[:k]) if passes_left is not None else 0.0   # one block of each
-        caps = []
-        if samples_left is not None:
-            caps.append(samples_left // (k * n_samples))
-        if trials_left is not None:
-            caps.append(trials_left // k)
-        if passes_left is not None:
-            caps.append(math.floor(passes_left / round_passes))
-        if not caps:
+        if not limited:
             return k, policy.min_replicates, 0
-        r = int(min(caps))
+        round_passes = n_samples * sum(costs[:k])     # one block of each of the k candidates
+        r = 0
+        while fits(k * (r + 1), (r + 1) * round_passes):
+            r += 1
         if r < policy.min_replicates:
             continue
         extra = 0
