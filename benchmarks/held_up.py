@@ -3,11 +3,13 @@ stored study runs it (the confirmation on fresh seeds included), then its export
 on ``--fresh-n`` seeds no study used.
 
 Per search: the score the study reports (the confirmed fresh-seed score; without a confirmation, the
-search's best), the score the search itself saw for its best, the winner's score on the fresh check
+search's best), the score it says to expect (the confirmation's leave-one-block-out estimate, corrected
+for choosing among its candidates), the score the search itself saw for its best, the winner's score on the fresh check
 (the mean metrics of ``--fresh-n / --n-samples`` blocks of ``--n-samples`` seeds, the confirmation's
 own estimator, since some metrics are biased by the sample count), and the budget left unspent. The table gives, per task and searcher, the median fresh score, the
-largest loss "reported − fresh" (with and without the confirmation, in points of validity), and the
-largest unspent budget.
+largest loss "reported − fresh" (with and without the confirmation, in points of validity), the same
+for the expected score, how often the fresh score lies inside each interval, and the largest unspent
+budget.
 
     python benchmarks/held_up.py --tasks gmm-inverse --searchers beam,beam-mf,random --seeds 3
     python benchmarks/held_up.py --tasks digits-label --searchers beam,beam-mf,random --seeds 1
@@ -85,6 +87,9 @@ def one_search(task, target, spec, seed, space, budget, n_samples, fresh_n, budg
         "search_stop": c.get("search_stop", outcome.stop_reason), "search_samples": c.get("search_samples"),
         "reported": confirmed["score"] if confirmed else (search_best or {}).get("score"),
         "reported_half_width": confirmed["score_half_width"] if confirmed else None,
+        "expected": confirmed["expected_score"] if confirmed else None,
+        "expected_half_width": confirmed["expected_half_width"] if confirmed else None,
+        "reported_n_samples": confirmed["n_samples"] if confirmed else searched.n_samples,
         "search_saw": search_best["score"] if search_best else None,
         "fresh": fresh_score[winner.number], "fresh_of_search_best": fresh_score[searched.number],
         "winner": winner.params, "search_best": searched.params, "seconds": round(seconds, 1),
@@ -93,8 +98,9 @@ def one_search(task, target, spec, seed, space, budget, n_samples, fresh_n, budg
 
 def table(records: list[dict]) -> str:
     rows = ["| task | searcher | searches | fresh score, median [min, max] | loss reported − fresh, confirmed: median / "
-            "largest (points) | … the search's own best instead | fresh within the confirmed interval | largest unspent |",
-            "|---|---|---|---|---|---|---|---|"]
+            "largest (points) | … the search's own best instead | fresh within the confirmed interval | loss expected − "
+            "fresh: median / largest | fresh within the expected interval | largest unspent |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     keys = sorted({(r["task"], r["searcher"]) for r in records})
     for task, searcher in keys:
         rs = [r for r in records if r["task"] == task and r["searcher"] == searcher]
@@ -102,9 +108,14 @@ def table(records: list[dict]) -> str:
         loss = [100 * (r["reported"] - r["fresh"]) for r in rs if r["reported"] is not None]
         naive = [100 * (r["search_saw"] - r["fresh_of_search_best"]) for r in rs if r["search_saw"] is not None]
         held = [abs(r["reported"] - r["fresh"]) <= r["reported_half_width"] for r in rs if r["reported_half_width"] is not None]
+        expected = [100 * (r["expected"] - r["fresh"]) for r in rs if r.get("expected") is not None]
+        held_e = [abs(r["expected"] - r["fresh"]) <= r["expected_half_width"] for r in rs
+                  if r.get("expected") is not None and r.get("expected_half_width") is not None]
+        loss_e = f"{statistics.median(expected):+.1f} / {max(expected):+.1f}" if expected else "–"
         rows.append(f"| {task} | {searcher} | {len(rs)} | {statistics.median(fresh):.3f} [{min(fresh):.3f}, "
                     f"{max(fresh):.3f}] | {statistics.median(loss):+.1f} / {max(loss):+.1f} | "
-                    f"{statistics.median(naive):+.1f} / {max(naive):+.1f} | {sum(held)}/{len(held)} | "
+                    f"{statistics.median(naive):+.1f} / {max(naive):+.1f} | {sum(held)}/{len(held)} | {loss_e} | "
+                    f"{f'{sum(held_e)}/{len(held_e)}' if held_e else '–'} | "
                     f"{max((r['unspent'] for r in rs if r['unspent'] is not None), default='–')} |")
     return "\n".join(rows)
 

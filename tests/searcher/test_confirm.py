@@ -4,6 +4,7 @@ of its budget, spends what the search left on its top candidates and reports the
 from __future__ import annotations
 
 import math
+import random
 import statistics
 
 import pytest
@@ -11,8 +12,8 @@ from scipy import stats
 
 from guidetune.evaluators.records import TrialResult
 from guidetune.searcher import MaximizeValidity, SearchSpace, make_searcher
-from guidetune.searcher.confirm import (SEED_OFFSET, ConfirmPolicy, candidates, is_confirmation, plan,
-                                        replicate_seed, summarise)
+from guidetune.searcher.confirm import (SEED_OFFSET, ConfirmPolicy, candidates, describe, is_confirmation,
+                                        plan, replicate_seed, summarise)
 from guidetune.searcher.coordinator import Budget, StudyCoordinator
 from guidetune.searcher.errors import SearchError
 from guidetune.searcher.executors import InProcessExecutor
@@ -106,6 +107,47 @@ def test_summary_numbers_winner_and_curse():
     assert "config" not in out["results"][0]
     calm = summarise({**plan_record, "search_best": {"number": 9, "score": 0.9}}, reps, MaximizeValidity())
     assert calm["search_best_lost"] is False
+
+
+
+def _confirmation(per_candidate, n=32, metric="synthetic"):
+    """A plan record and its replicate trials: candidate i scores ``per_candidate[i][r]`` on block r."""
+    plan_record = {"level": 0.95, "n_samples": n, "replicates": len(per_candidate[0]), "search_best": None,
+                   "candidates": [{"number": 10 + i, "params": {"rho": float(i)}, "config": {}, "search_score": 0.9}
+                                  for i in range(len(per_candidate))]}
+    reps = [_trial(100 + len(per_candidate) * r + i, {"rho": float(i)}, n, v, metric=metric,
+                   tags={"phase": "confirm", "candidate": i, "replicate": r})
+            for i, values in enumerate(per_candidate) for r, v in enumerate(values)]
+    return plan_record, reps
+
+
+def test_the_expected_score_scores_each_block_on_the_choice_of_the_others():
+    # A wins on all three blocks (0.833 against 0.823) thanks to its lucky first block; without block 0 the
+    # other blocks choose B, which scores 0.80 there; without block 1 or 2 they choose A, 0.80 on each
+    w = summarise(*_confirmation([[0.90, 0.80, 0.80], [0.80, 0.85, 0.82]]), MaximizeValidity())["winner"]
+    assert w["number"] == 10 and w["score"] == pytest.approx(0.8333333)
+    assert w["picks"] == [11, 10, 10]
+    assert w["expected_score"] == pytest.approx(0.80) and w["expected_half_width"] == pytest.approx(0.0)
+    # one candidate: nothing chosen, nothing to correct
+    alone = summarise(*_confirmation([[0.90, 0.80, 0.80]]), MaximizeValidity())
+    assert alone["winner"]["picks"] is None and alone["winner"]["expected_score"] == alone["winner"]["score"]
+    assert "expect" not in describe(alone) and "expect 0.8 ± 0" in describe(
+        summarise(*_confirmation([[0.90, 0.80, 0.80], [0.80, 0.85, 0.82]]), MaximizeValidity()))
+
+
+def test_the_expected_score_removes_the_bias_of_the_best_of_three():
+    # three equally good candidates, independent noise of 0.05 per block, 3 blocks each: the winner's fresh
+    # score is the largest of three means (≈ 0.85 standard errors, 0.05 · 0.85 / √3 ≈ 0.025 too high);
+    # each block scored on the others' choice is a fresh draw of a truly 0.80 candidate
+    rng = random.Random(3)
+    winner_bias, expected_bias = [], []
+    for _ in range(400):
+        values = [[0.80 + rng.gauss(0, 0.05) for _ in range(3)] for _ in range(3)]
+        w = summarise(*_confirmation(values), MaximizeValidity())["winner"]
+        winner_bias.append(w["score"] - 0.80)
+        expected_bias.append(w["expected_score"] - 0.80)
+    assert statistics.fmean(winner_bias) > 0.018                 # measured 0.025
+    assert abs(statistics.fmean(expected_bias)) < 0.006          # 4 standard errors of the mean
 
 
 def test_an_accuracy_gets_wilsons_interval_when_its_blocks_agree():
