@@ -161,7 +161,9 @@ class StudyOut(BaseModel):
     eta_seconds: float | None
     confirmation: dict[str, Any] | None = Field(description="the top configurations re-checked on fresh seeds: "
                                                 "state running | done | skipped, per candidate its fresh score "
-                                                "with a confidence interval, and a one-line summary")
+                                                "with a confidence interval, and a one-line summary; the winner's "
+                                                "numbers, with the score to expect of it (corrected for choosing "
+                                                "among the candidates), are best.confirmed")
     created_at: str
     finished_at: str | None
 

@@ -170,7 +170,8 @@ def main() -> None:
     parser.add_argument("--structure", default="1,1", help="the fixed N_recur,N_iter of the strengths space")
     parser.add_argument("--fresh-n", type=int, default=128, help="samples of the fresh check")
     parser.add_argument("--out", default="benchmarks/results")
-    parser.add_argument("--merge", action="store_true", help="add to the stored records")
+    parser.add_argument("--merge", action="store_true", help="add to the stored records (searches already on "
+                        "record are not run again; with --equal-passes the first searcher's record sets the passes)")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--equal-passes", action="store_true",
                         help="the searchers after the first get the denoiser passes the first spent, not --budget-samples")
@@ -190,10 +191,14 @@ def main() -> None:
                 for seed in range(args.seeds):
                     passes = None
                     for spec in args.searchers.split(","):
-                        r = one_search(task, target, spec, seed, space, args.budget_samples, args.n_samples, args.fresh_n,
-                                       budget_passes=passes)
+                        done = next((r for r in records if (r["target"], r["searcher"], r["seed"]) == (target, spec, seed)),
+                                    None)
+                        r = done or one_search(task, target, spec, seed, space, args.budget_samples, args.n_samples,
+                                               args.fresh_n, budget_passes=passes)
                         if args.equal_passes and passes is None:
                             passes = r["passes"]
+                        if done is not None:     # --merge: a search already on record is not run again
+                            continue
                         records.append(r)
                         path.write_text(json.dumps(records, indent=1))
                         print(f"  {task_name} {target} {spec} seed {seed}: reported {r['reported']:.4f}, fresh "

@@ -230,6 +230,12 @@ def test_a_beam_that_finishes_early_spends_the_rest_on_the_confirmation(tmp_path
     best_i = max(range(k), key=lambda i: statistics.fmean(by_cand[i]))
     assert c["winner"]["number"] == c["candidates"][best_i]["number"]
     assert c["winner"]["validity"] == pytest.approx(statistics.fmean(by_cand[best_i]))
+    # what to expect: each of the r common blocks scored on the candidate the other blocks chose
+    v = {(t.tags["candidate"], t.tags["replicate"]): t.result.validity for t in fresh}
+    picks = [max(range(k), key=lambda i: (statistics.fmean(v[i, b] for b in range(r) if b != j), -i)) for j in range(r)]
+    assert c["winner"]["picks"] == [c["candidates"][i]["number"] for i in picks]
+    assert c["winner"]["expected_score"] == pytest.approx(statistics.fmean(v[i, j] for j, i in enumerate(picks)))
+    assert "so expect" in describe(c)
     store.close()
 
 
