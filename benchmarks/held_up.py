@@ -120,6 +120,30 @@ def table(records: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def expected_summary(records: list[dict]) -> str:
+    """Per task and over all, the searches that record an expected score: the mean loss on fresh seeds of
+    the reported and of the expected score, how many lose more than 2 points, and how often the fresh
+    score lies inside each interval."""
+    rows = ["| tasks | searches | mean loss reported → expected (points) | losses above 2 points | fresh within "
+            "the interval | mean half-width (points) |", "|---|---|---|---|---|---|"]
+    with_expected = [r for r in records if r.get("expected") is not None and r.get("reported") is not None]
+    if not with_expected:
+        return "(no record has an expected score: recorded before it existed)"
+    groups = {task: [r for r in with_expected if r["task"] == task] for task in sorted({r["task"] for r in with_expected})}
+    for name, rs in {**groups, "all": with_expected}.items():
+        if not rs:
+            continue
+        loss = [100 * (r["reported"] - r["fresh"]) for r in rs]
+        loss_e = [100 * (r["expected"] - r["fresh"]) for r in rs]
+        inside = sum(abs(r["reported"] - r["fresh"]) <= (r["reported_half_width"] or 0) for r in rs)
+        inside_e = sum(abs(r["expected"] - r["fresh"]) <= (r["expected_half_width"] or 0) for r in rs)
+        rows.append(f"| {name} | {len(rs)} | {statistics.fmean(loss):+.2f} → {statistics.fmean(loss_e):+.2f} | "
+                    f"{sum(v > 2 for v in loss)} → {sum(v > 2 for v in loss_e)} | {inside} → {inside_e} | "
+                    f"{100 * statistics.fmean(r['reported_half_width'] or 0 for r in rs):.1f} → "
+                    f"{100 * statistics.fmean(r['expected_half_width'] or 0 for r in rs):.1f} |")
+    return "\n".join(rows)
+
+
 def equal_passes_table(records: list[dict]) -> str:
     """Per target and seed: each searcher's samples, passes and fresh score, the first on a samples budget."""
     rows = ["| task | target | seed | searcher | budget | samples | denoiser passes | reported ± 95% | fresh |",
@@ -208,7 +232,7 @@ def main() -> None:
     if args.equal_passes:
         print(equal_passes_table(everything) + "\n\n" + equal_passes_summary(everything))
     else:
-        print(table(everything))
+        print(table(everything) + "\n\n" + expected_summary(everything))
 
 
 if __name__ == "__main__":
