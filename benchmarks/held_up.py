@@ -157,26 +157,25 @@ def equal_passes_table(records: list[dict]) -> str:
 
 
 def equal_passes_summary(records: list[dict]) -> str:
-    """Per task and over all: how often the searcher on the passes budget ends higher, equal or lower on
-    fresh seeds than the one on the samples budget (same target and seed), the mean fresh scores, and the
-    samples the second drew."""
-    pairs: dict[str, list[tuple[dict, dict]]] = {}
+    """Per task and over all, for each searcher on a passes budget: how often it ends higher, equal or
+    lower on fresh seeds than the one on the samples budget (same target and seed), the mean fresh
+    scores, the largest loss to it, and the samples it drew."""
+    pairs: dict[tuple[str, str], list[tuple[dict, dict]]] = {}
     for first in (r for r in records if not r.get("budget_passes")):
-        second = next((r for r in records if r.get("budget_passes") and
-                       (r["task"], r["target"], r["seed"]) == (first["task"], first["target"], first["seed"])), None)
-        if second is not None:
-            pairs.setdefault(first["task"], []).append((first, second))
-    pairs["all"] = [pair for task_pairs in list(pairs.values()) for pair in task_pairs]
-    rows = ["| task | searches | second higher / equal / lower | mean fresh first → second | samples the second drew |",
-            "|---|---|---|---|---|"]
-    for task, ps in pairs.items():
-        if not ps:
-            continue
+        for second in records:
+            if second.get("budget_passes") and (second["task"], second["target"], second["seed"]) == (
+                    first["task"], first["target"], first["seed"]):
+                pairs.setdefault((second["searcher"], first["task"]), []).append((first, second))
+    for name in sorted({searcher for searcher, _ in pairs}):
+        pairs[name, "all"] = [pair for (searcher, _), ps in list(pairs.items()) if searcher == name for pair in ps]
+    rows = ["| task | searches | second higher / equal / lower | mean fresh first → second | largest loss of the "
+            "second (points) | samples the second drew |", "|---|---|---|---|---|---|"]
+    for (_, task), ps in sorted(pairs.items(), key=lambda kv: (kv[0][0], kv[0][1] == "all", kv[0][1])):
         diffs = [round(b["fresh"] - a["fresh"], 6) for a, b in ps]
         names = f"{ps[0][0]['searcher']} → {ps[0][1]['searcher']}"
         rows.append(f"| {task} | {len(ps)} | {sum(d > 0 for d in diffs)} / {sum(d == 0 for d in diffs)} / "
                     f"{sum(d < 0 for d in diffs)} | {names}: {statistics.fmean(a['fresh'] for a, _ in ps):.3f} → "
-                    f"{statistics.fmean(b['fresh'] for _, b in ps):.3f} | "
+                    f"{statistics.fmean(b['fresh'] for _, b in ps):.3f} | {max(0.0, -100 * min(diffs)):.1f} | "
                     f"{min(b['spent'] for _, b in ps):,}–{max(b['spent'] for _, b in ps):,} |")
     return "\n".join(rows)
 
