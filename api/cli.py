@@ -455,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_cmd_evaluate)
     se = sub.add_parser("search", help="search guidance hyperparameters for a task and target (a stored, resumable study)")
     _add_task(se)
-    se.add_argument("--searcher", default=DEFAULT_SEARCHER, help="random (default) | random-local | beam-mf | portfolio | beam | tpe | "
+    se.add_argument("--searcher", default=DEFAULT_SEARCHER, help="random (default) | beam-mf | portfolio | beam | tpe | "
                     "tpe-mf | cmaes | grid | gp | nsga2")
     se.add_argument("--budget-samples", type=int, help="total samples the study may draw (its yardstick included)")
     se.add_argument("--budget-passes", type=float, help="total denoiser passes (forward + backward) the study may spend")

@@ -145,7 +145,7 @@ def _registry() -> dict[str, type[Searcher] | Any]:
     from .beam import BeamSearcher
     from .multifidelity import AdaptiveFidelityBeam, ProbeThenBeam, make_multifidelity_tpe
     from .optuna_searchers import (CmaEsSearcher, GPSearcher, GridSearcher, NSGA2Searcher,
-                                   RandomLocalSearcher, RandomSearcher, TPESearcher)
+                                   RandomSearcher, TPESearcher)
 
     return {
         "beam": BeamSearcher,
@@ -155,7 +155,6 @@ def _registry() -> dict[str, type[Searcher] | Any]:
         "tpe-mf": make_multifidelity_tpe,
         "cmaes": CmaEsSearcher,
         "random": RandomSearcher,
-        "random-local": RandomLocalSearcher,
         "grid": GridSearcher,
         "gp": GPSearcher,
         "nsga2": NSGA2Searcher,
@@ -163,8 +162,7 @@ def _registry() -> dict[str, type[Searcher] | Any]:
 
 
 DEFAULT_SEARCHER = "random"   # what a study uses unless it names one (BENCHMARKS.md §9, equal compute)
-SEARCHER_NAMES = ("beam", "beam-mf", "portfolio", "tpe", "tpe-mf", "cmaes", "random", "random-local", "grid", "gp",
-                  "nsga2")
+SEARCHER_NAMES = ("beam", "beam-mf", "portfolio", "tpe", "tpe-mf", "cmaes", "random", "grid", "gp", "nsga2")
 
 
 def make_searcher(name: str, space: SearchSpace, objective: Objective, seed: int = 0,
