@@ -124,8 +124,8 @@ def expected_summary(records: list[dict]) -> str:
     """Per task and over all, the searches that record an expected score: the mean loss on fresh seeds of
     the reported and of the expected score, how many lose more than 2 points, and how often the fresh
     score lies inside each interval."""
-    rows = ["| tasks | searches | mean loss reported → expected (points) | losses above 2 points | fresh within "
-            "the interval | mean half-width (points) |", "|---|---|---|---|---|---|"]
+    rows = ["| tasks | searches | mean loss reported → expected (points) | standard error of the change | losses "
+            "above 2 points | fresh within the interval | mean half-width (points) |", "|---|---|---|---|---|---|---|"]
     with_expected = [r for r in records if r.get("expected") is not None and r.get("reported") is not None]
     if not with_expected:
         return "(no record has an expected score: recorded before it existed)"
@@ -137,7 +137,9 @@ def expected_summary(records: list[dict]) -> str:
         loss_e = [100 * (r["expected"] - r["fresh"]) for r in rs]
         inside = sum(abs(r["reported"] - r["fresh"]) <= (r["reported_half_width"] or 0) for r in rs)
         inside_e = sum(abs(r["expected"] - r["fresh"]) <= (r["expected_half_width"] or 0) for r in rs)
-        rows.append(f"| {name} | {len(rs)} | {statistics.fmean(loss):+.2f} → {statistics.fmean(loss_e):+.2f} | "
+        change = [b - a for a, b in zip(loss, loss_e)]
+        se = statistics.stdev(change) / len(change) ** 0.5 if len(change) > 1 else float("nan")
+        rows.append(f"| {name} | {len(rs)} | {statistics.fmean(loss):+.2f} → {statistics.fmean(loss_e):+.2f} | {se:.2f} | "
                     f"{sum(v > 2 for v in loss)} → {sum(v > 2 for v in loss_e)} | {inside} → {inside_e} | "
                     f"{100 * statistics.fmean(r['reported_half_width'] or 0 for r in rs):.1f} → "
                     f"{100 * statistics.fmean(r['expected_half_width'] or 0 for r in rs):.1f} |")

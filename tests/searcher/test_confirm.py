@@ -109,7 +109,6 @@ def test_summary_numbers_winner_and_curse():
     assert calm["search_best_lost"] is False
 
 
-
 def _confirmation(per_candidate, n=32, metric="synthetic"):
     """A plan record and its replicate trials: candidate i scores ``per_candidate[i][r]`` on block r."""
     plan_record = {"level": 0.95, "n_samples": n, "replicates": len(per_candidate[0]), "search_best": None,
