@@ -156,7 +156,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0 if record else 1
 
 
-DEFAULT_SEARCHER = "random"   # guidetune.searcher.base.DEFAULT_SEARCHER, written out: the CLI starts without torch
+DEFAULT_SEARCHER = "tpe"   # guidetune.searcher.base.DEFAULT_SEARCHER, written out: the CLI starts without torch
 
 
 def _searcher_option(text: str) -> tuple[str, object]:
@@ -455,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_cmd_evaluate)
     se = sub.add_parser("search", help="search guidance hyperparameters for a task and target (a stored, resumable study)")
     _add_task(se)
-    se.add_argument("--searcher", default=DEFAULT_SEARCHER, help="random (default) | beam-mf | portfolio | beam | tpe | "
+    se.add_argument("--searcher", default=DEFAULT_SEARCHER, help="tpe (default) | random | beam-mf | portfolio | beam | "
                     "tpe-mf | cmaes | grid | gp | nsga2")
     se.add_argument("--budget-samples", type=int, help="total samples the study may draw (its yardstick included)")
     se.add_argument("--budget-passes", type=float, help="total denoiser passes (forward + backward) the study may spend")

@@ -161,7 +161,7 @@ def _registry() -> dict[str, type[Searcher] | Any]:
     }
 
 
-DEFAULT_SEARCHER = "random"   # what a study uses unless it names one (BENCHMARKS.md §9, equal compute)
+DEFAULT_SEARCHER = "tpe"   # what a study uses unless it names one (BENCHMARKS.md §9, equal compute)
 SEARCHER_NAMES = ("beam", "beam-mf", "portfolio", "tpe", "tpe-mf", "cmaes", "random", "grid", "gp", "nsga2")
 
 
