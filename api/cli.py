@@ -18,6 +18,11 @@ EXIT_USAGE = 2
 EXIT_INFEASIBLE = 3   # the search finished, but no trial met the fidelity constraint
 
 
+def _print_json(obj, **kwargs) -> None:
+    """JSON for a person at a terminal (or a program): "±" and "−" as themselves, not as \\u escapes."""
+    print(json.dumps(obj, indent=2, ensure_ascii=False, **kwargs))
+
+
 # ---- library commands ------------------------------------------------------------------------------
 def _cmd_demo(args: argparse.Namespace) -> int:
     from guidetune.api.demo import run_demo
@@ -25,7 +30,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     report = run_demo(Path(args.out), task_name=args.task, target=args.target, budget_samples=args.budget_samples,
                       storage=args.storage, executor=args.executor, port=args.port, keep_serving=args.keep_serving,
                       progress=not args.quiet)
-    print(json.dumps(report, indent=2))
+    _print_json(report)
     return 0
 
 
@@ -38,7 +43,7 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
         rows.append({"task": name, "targets": task.targets(), "validity": task.validity_metric,
                      "shape": list(task.shape), "description": task.description})
     if args.json:
-        print(json.dumps(rows, indent=2))
+        _print_json(rows)
     else:
         for row in rows:
             print(f"{row['task']:<16} targets: {', '.join(row['targets'])}\n{'':<16} {row['description']}")
@@ -77,7 +82,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     (result,) = evaluate(task, args.target, [params], args.n, args.seed, progress=not args.quiet)
     record = json_safe({"task": task.name, "target": args.target, "config": params.to_dict(), **result.to_dict()})
     if args.json:
-        print(json.dumps(record, indent=2))
+        _print_json(record)
     else:
         for key in ("validity_metric", "validity", "guide_validity", "fidelity_fd", "kid", "precision", "recall",
                     "forward_passes", "backward_passes", "seconds_per_sample", "failed"):
@@ -142,7 +147,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
                          service.objective(study.name), space=outcome.space)
     summary["notices"] = status["notices"]
     if args.json:
-        print(json.dumps(json_safe(summary), indent=2))
+        _print_json(json_safe(summary))
     elif record:
         m = record["metrics"]
         print(f"objective {_objective_text(spec)}\nbest {record['params']}\n  in the search: validity {m.get('validity')}"
@@ -194,7 +199,7 @@ def _cmd_studies(args: argparse.Namespace) -> int:
     service = _service(args)
     rows = [service.status(s.id) for s in service.store.list_studies()]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        _print_json(rows)
         return 0
     if not rows:
         print(f"no studies in {service.store.display_url}")
@@ -213,7 +218,7 @@ def _cmd_study_show(args: argparse.Namespace) -> int:
     if args.trials:
         status["trial_list"] = [json_safe(t.to_dict()) for t in service.trials_after(args.name, -1, limit=10**9)]
     if args.json:
-        print(json.dumps(status, indent=2, default=str))
+        _print_json(status, default=str)
         return 0
     _print_status(status)
     for t in status.get("trial_list", []):
@@ -361,7 +366,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         study_id = _study_id(args.study)
         if not args.watch:
             status = client.status(study_id)
-            print(json.dumps(status, indent=2)) if args.json else _print_status(status)
+            _print_json(status) if args.json else _print_status(status)
             return 0
         status = client.watch_progress(study_id, args.interval)
         _print_status(status)

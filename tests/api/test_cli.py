@@ -74,8 +74,10 @@ def test_search_says_its_objective_and_confirms_its_best_on_fresh_seeds(tmp_path
     assert out.returncode in (0, 3), out.stderr          # 3: the constraint fails on fresh seeds (said so)
     assert "objective constrained: maximise validity with fidelity FD ≤ 2 × the unguided model's" in out.stdout
     assert "fresh seeds: score" in out.stdout and "the search saw" in out.stdout
-    summary = json.loads(run(*common, "--json").stdout)   # the same command: the stored, finished study
+    raw = run(*common, "--json").stdout   # the same command: the stored, finished study
+    summary = json.loads(raw)
     c = summary["confirmation"]
+    assert "±" in c["summary"] and "\\u00b1" not in raw      # printed as a person reads it, not escaped
     assert summary["objective"] == "constrained" and summary["max_fd_ratio"] == 2.0
     assert c["state"] == "done" and c["replicates"] >= 2 and len(c["candidates"]) >= 1
     assert summary["samples_spent"] <= 480 and c["search_samples"] <= 480 - 96     # 20 % held back
