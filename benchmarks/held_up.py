@@ -53,7 +53,7 @@ def one_search(task, target, spec, seed, space, budget, n_samples, fresh_n, budg
     name, options = parse_spec(spec)
     options = {**({"rounds": 40} if name.startswith("beam") else {}), **options}
     objective = MaximizeValidity(validity_range=task.validity_range)
-    searcher = make_searcher(name, space, objective, seed, n_samples=n_samples, **options)
+    searcher = make_searcher(name, space, objective, seed, **{"n_samples": n_samples, **options})
     evaluator = TaskEvaluator(task, target)
     store = StudyStore("sqlite://", check=False)
     budgets = Budget(None if budget_passes else budget, budget_passes)

@@ -13,7 +13,8 @@ r"""Searchers against an exhaustive grid oracle: best objective reached versus s
     python benchmarks/search_comparison.py --task digits-label --target 3 --space strengths --structure 1,1 \
         --oracle-n 128 --searchers beam,beam-mf,tpe,tpe-mf,cmaes,random
 
-``--searchers`` takes ``NAME`` or ``NAME:KEY=VALUE:…`` (searcher options, VALUE as JSON); ``--merge``
+``--searchers`` takes ``NAME`` or ``NAME:KEY=VALUE:…`` (searcher options, VALUE as JSON; ``n_samples`` there
+overrides ``--n-samples`` for that searcher); ``--merge``
 adds to the stored runs instead of replacing them; ``--trace beam-mf:0`` prints one search's trials
 with their oracle scores instead.
 
@@ -142,7 +143,7 @@ def search(spec, seed, task, target, space, objective, budget, n_samples):
     name, options = parse_spec(spec)
     # the beams run until the budget stops them (the reference's 6 rounds cannot climb the wide space)
     options = {**({"rounds": 40} if name.startswith("beam") else {}), **options}
-    searcher = make_searcher(name, space, objective, seed, n_samples=n_samples, **options)
+    searcher = make_searcher(name, space, objective, seed, **{"n_samples": n_samples, **options})
     return searcher, run_study(searcher, TaskEvaluator(task, target), budget_samples=budget, seed=10_000 * (seed + 1),
                                progress=False)
 

@@ -14,6 +14,10 @@ a ``Categorical`` is a ``CategoricalDistribution``. COMPLETE trials carry the ob
 its constraint, ``≤ 0`` feasible, for the constraint-aware TPE, GP and NSGA-II); FAILED trials and
 results the objective cannot score become Optuna FAIL; PRUNED trials (successive halving) carry
 their score at the rung where they stopped as an intermediate value.
+
+Trial size: every search trial runs ``trial_samples`` samples (default ``n_samples``). Fewer buys more
+trials on the same budget, each noisier; a stored study's confirmation re-checks its top candidates
+on fresh blocks of the full ``n_samples`` either way (BENCHMARKS.md §9, 16-sample TPE trials).
 """
 
 from __future__ import annotations
@@ -93,10 +97,14 @@ class OptunaSearcher(Searcher):
     def __init__(self, space: SearchSpace, objective: Objective, seed: int = 0, *,
                  n_samples: int = 64,           # samples per trial
                  batch_size: int = 4,           # proposals per ask(None): one packed round
+                 trial_samples: int | None = None,   # samples per search trial (None: n_samples)
                  trials: Iterable[Trial] = ()) -> None:
         if batch_size < 1:
             raise SearchError(f"batch_size must be >= 1, got {batch_size}")
+        if trial_samples is not None and (not isinstance(trial_samples, int) or not 1 <= trial_samples <= n_samples):
+            raise SearchError(f"trial_samples must be an integer in [1, n_samples={n_samples}], got {trial_samples!r}")
         self.batch_size = batch_size
+        self.trial_samples = n_samples if trial_samples is None else trial_samples
         super().__init__(space, objective, seed, n_samples=n_samples, trials=trials)
 
     # ---- what is searched -----------------------------------------------------------------
@@ -192,7 +200,7 @@ class OptunaSearcher(Searcher):
             for _ in range(k):
                 ot = study.ask(fixed_distributions=dists)
                 frozen = study.get_trials(deepcopy=False)[ot.number]
-                out.append(Proposal(self.from_optuna_params(ot.params), self.n_samples,
+                out.append(Proposal(self.from_optuna_params(ot.params), self.trial_samples,
                                     tags={SYSTEM_ATTRS_TAG: dict(frozen.system_attrs)}))
         return out
 

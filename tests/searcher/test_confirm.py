@@ -345,3 +345,21 @@ def test_a_passes_budget_charges_each_candidate_its_own_passes(tmp_path):
     # the old rule charged every block at the dearest candidate's cost: it planned fewer blocks
     assert k * r + extra > ((budget - search_passes) // (16 * max(costs)))
     store.close()
+
+
+def test_small_search_trials_are_confirmed_on_full_size_blocks(tmp_path):
+    """``trial_samples``: the search runs 8-sample trials, the confirmation blocks of the study's 32."""
+    store = StudyStore(f"sqlite:///{tmp_path}/s.db")
+    study, space = _study(store, 1200, searcher="tpe", n=32)
+    evaluator = SyntheticEvaluator(noise=2.0)
+    s = make_searcher("tpe", space, MaximizeValidity(), 0, n_samples=32, trial_samples=8)
+    outcome = StudyCoordinator(store, study.id, s, InProcessExecutor(evaluator), budget=Budget(1200),
+                               passes_per_sample=evaluator.passes_per_sample, confirm=ConfirmPolicy(top=3)).run()
+    c = outcome.confirmation
+    searched = [t for t in outcome.trials if not is_confirmation(t) and t.state is TrialState.COMPLETE]
+    fresh = [t for t in outcome.trials if is_confirmation(t)]
+    assert {t.n_samples for t in searched} == {8} and len(searched) == c["search_samples"] // 8 == 120
+    assert {t.n_samples for t in fresh} == {32} and c["n_samples"] == 32
+    assert c["winner"]["n_samples"] == 32 * c["winner"]["replicates"] >= 64
+    assert outcome.samples_spent > 1200 - 32
+    store.close()

@@ -6,7 +6,7 @@ import pytest
 
 from synthetic_evaluator import UNGUIDED_FD, SyntheticEvaluator, true_validity
 
-from guidetune.searcher import (Categorical, LogFloat, MaximizeValidity, MissingDependencyError,
+from guidetune.searcher import (Categorical, LogFloat, MaximizeValidity, MissingDependencyError, SearchError,
                                 ParetoValidityFidelity, PowerOfTwoInt, SearchSpace, default_tfg_space,
                                 make_searcher, run_study)
 
@@ -118,3 +118,13 @@ def test_restart_from_json_stored_trials(name, options, n_trials):
     loaded = [Trial.from_dict(json.loads(json.dumps(t.to_dict()))) for t in stored]
     restarted = make_searcher(name, space, obj, seed=5, n_samples=16, trials=loaded, **options)
     assert first.ask() == restarted.ask()
+
+
+def test_trial_samples_sets_the_size_of_every_proposal_and_is_checked():
+    space, obj = default_tfg_space(), MaximizeValidity()
+    searcher = make_searcher("tpe", space, obj, seed=0, n_samples=32, trial_samples=8, batch_size=4)
+    assert [p.n_samples for p in searcher.ask()] == [8, 8, 8, 8]
+    assert {p.n_samples for p in make_searcher("random", space, obj, n_samples=32).ask()} == {32}
+    for bad in (0, 33, 8.0):
+        with pytest.raises(SearchError, match=r"trial_samples must be an integer in \[1, n_samples=32\]"):
+            make_searcher("tpe", space, obj, n_samples=32, trial_samples=bad)
