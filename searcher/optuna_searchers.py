@@ -95,7 +95,7 @@ class OptunaSearcher(Searcher):
     name = "optuna"
 
     def __init__(self, space: SearchSpace, objective: Objective, seed: int = 0, *,
-                 n_samples: int = 64,           # samples per trial
+                 n_samples: int = 64,           # full size: the confirmation's block of fresh seeds
                  batch_size: int = 4,           # proposals per ask(None): one packed round
                  trial_samples: int | None = None,   # samples per search trial (None: n_samples)
                  trials: Iterable[Trial] = ()) -> None:
