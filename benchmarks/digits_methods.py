@@ -80,7 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=64, help="samples per target in the evaluation")
     parser.add_argument("--sweep-n", type=int, default=32, help="samples per tuning target in the sweep")
-    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--ablation-only", action="store_true", help="only the weak-strength recurrence ablation")
     args = parser.parse_args()
     if args.ablation_only:

@@ -194,7 +194,7 @@ def main() -> None:
                         help="strengths: ρ̄, μ̄, γ̄ with --structure fixed; full: the default space a study searches")
     parser.add_argument("--structure", default="1,1", help="the fixed N_recur,N_iter of the strengths space")
     parser.add_argument("--fresh-n", type=int, default=128, help="samples of the fresh check")
-    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--merge", action="store_true", help="add to the stored records (searches already on "
                         "record are not run again; with --equal-passes the first searcher's record sets the passes)")
     parser.add_argument("--report-only", action="store_true")

@@ -195,7 +195,7 @@ def main() -> None:
     parser.add_argument("--oracle-n", type=int, default=128)
     parser.add_argument("--n-samples", type=int, default=64, help="samples per full-fidelity trial")
     parser.add_argument("--budget-fraction", type=float, default=0.05)
-    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--oracle-only", action="store_true", help="fill the oracle's grid and stop")
     parser.add_argument("--report-only", action="store_true", help="redraw the table and plot from the stored runs")
     parser.add_argument("--merge", action="store_true",

@@ -49,4 +49,6 @@ def test_compose_topology_survives_a_worker_node_killed_mid_study(tmp_path):
     assert spent == reference <= summary["budget"]
     assert summary["told_numbers_unique"]
     assert summary["killed"]["running"], summary   # the node died with trials in flight ...
-    assert summary["max_attempt"] >= 2 and len(summary["workers"]) >= 2, summary   # ... re-run on another
+    # ... and they were re-run (attempt 2) and finished by another worker than the one that died with them
+    assert summary["max_attempt"] >= 2 and summary["rerun"], summary
+    assert all(then != now and now for _, _, then, now in summary["rerun"]), summary

@@ -120,12 +120,12 @@ def main(url: str, workdir: str) -> None:
                     break
             waited = {"state": status["state"], "reason": status["stop_reason"]}
             workers = [start(worker_cmd, worker_env, work / f"worker{i}.log") for i in range(2)]
-            running: list[int] = []
+            running: dict[int, str] = {}   # trial number -> the worker (Ray actor) running it when the node died
             victim = 0
             for status in client.watch(study["id"], interval=0.1, timeout=300):
                 keep_up(workers, worker_cmd, worker_env, work)
                 if status["trials"]["complete"] >= 3:
-                    running = [t.number for t in store.trials(study["id"], states=[TrialState.RUNNING])]
+                    running = {t.number: t.worker for t in store.trials(study["id"], states=[TrialState.RUNNING])}
                     busy = busy_roots([w.pid for w in workers])   # the node the running group is on
                     if running and busy:
                         victim = [w.pid for w in workers].index(busy[0])
@@ -134,7 +134,7 @@ def main(url: str, workdir: str) -> None:
                     break
             kill_container(workers[victim])                              # a worker node dies mid-study
             killed_proc = workers.pop(victim)
-            killed = {"at_complete": status["trials"]["complete"], "running": running}
+            killed = {"at_complete": status["trials"]["complete"], "running": sorted(running)}
             workers.append(start(worker_cmd, worker_env, work / "worker2.log"))   # and a new one joins
             for final in client.watch(study["id"], interval=0.5, timeout=400):
                 keep_up(workers, worker_cmd, worker_env, work)
@@ -155,6 +155,9 @@ def main(url: str, workdir: str) -> None:
             "samples_spent": [on.samples_spent, store.get_study(ref.id).samples_spent], "budget": spec["budget_samples"],
             "killed": killed, "waited": waited, "max_attempt": max((t.attempt for t in store.trials(on.id)), default=0),
             "workers": sorted({t.worker for t in store.trials(on.id) if t.worker}),
+            # the trials re-run after the kill: (number, attempt, worker when the node died, worker that finished it)
+            "rerun": [(t.number, t.attempt, running[t.number], t.worker) for t in store.trials(on.id)
+                      if t.number in running and t.attempt >= 2],
             "told_numbers_unique": len({t.number for t in store.told_trials(on.id)}) == len(store.told_trials(on.id)),
         }), flush=True)
     finally:
