@@ -265,7 +265,7 @@ class AdaptiveFidelityBeam(BeamSearcher):
     def _round0(self) -> list[dict[str, Any]]:
         """The start point and its children; ``start="center"`` puts every strength (ρ̄, μ̄, γ̄) in the
         middle of its ladder (integer counts stay at their start: larger ones cost more passes)."""
-        point = center_point(self._space) if self.start == "center" else self._space.start_point()
+        point = self._space.center_point() if self.start == "center" else self._space.start_point()
         if isinstance(self.start, dict):
             point.update(self.start)
         return [point] + self._children([point], exclude=[point])
@@ -312,16 +312,6 @@ class AdaptiveFidelityBeam(BeamSearcher):
         if final:
             return max(final, key=lambda t: self.objective.score(t.result))
         return super().best(trials)
-
-
-def center_point(space: SearchSpace) -> dict[str, Any]:
-    """The start point with every strength (log-scale parameter) in the middle of its ladder."""
-    point = space.start_point()
-    for p in space.params:
-        if isinstance(p, LogFloat):
-            ladder = p.ladder()
-            point[p.name] = ladder[(len(ladder) - 1) // 2]
-    return point
 
 
 class ProbeThenBeam(Searcher):
@@ -398,7 +388,7 @@ def _probe_points(space: SearchSpace, seed: int, probes: int) -> list[dict[str, 
     import numpy as np
 
     rng = np.random.default_rng([seed, 4177])
-    points = [center_point(space)]
+    points = [space.center_point()]
     ladders = {p.name: p.ladder() for p in space.params if isinstance(p, LogFloat)}
     size = math.prod(len(v) for v in ladders.values())
     for _ in range(100 * probes):

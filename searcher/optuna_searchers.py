@@ -37,6 +37,7 @@ from guidetune.storage.records import Trial, TrialState
 
 from .base import Proposal, Searcher
 from .errors import MissingDependencyError, SearchError
+from .multifidelity import default_min_samples
 from .objective import Objective
 from .space import Categorical, LogFloat, PowerOfTwoInt, SearchSpace
 
@@ -98,6 +99,7 @@ class OptunaSearcher(Searcher):
                  n_samples: int = 64,           # full size: the confirmation's block of fresh seeds
                  batch_size: int = 4,           # proposals per ask(None): one packed round
                  trial_samples: int | None = None,   # samples per search trial (None: n_samples)
+                 start: str | dict | None = None,    # the first trial: the sampler's (None), "low", "center" or a point
                  trials: Iterable[Trial] = ()) -> None:
         if batch_size < 1:
             raise SearchError(f"batch_size must be >= 1, got {batch_size}")
@@ -105,6 +107,7 @@ class OptunaSearcher(Searcher):
             raise SearchError(f"trial_samples must be an integer in [1, n_samples={n_samples}], got {trial_samples!r}")
         self.batch_size = batch_size
         self.trial_samples = n_samples if trial_samples is None else trial_samples
+        self.start = start_point(space, start)
         super().__init__(space, objective, seed, n_samples=n_samples, trials=trials)
 
     # ---- what is searched -----------------------------------------------------------------
@@ -166,14 +169,16 @@ class OptunaSearcher(Searcher):
             return optuna.trial.create_trial(state=OptunaState.PRUNED, intermediate_values=inter, **kwargs)
         return optuna.trial.create_trial(state=OptunaState.FAIL, **kwargs)
 
-    def build_study(self, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+    def build_study(self, sampler: optuna.samplers.BaseSampler | None = None,
+                    asked: Iterable[Proposal] = ()) -> optuna.Study:
+        """The told trials as finished Optuna trials; the pending ones and ``asked`` as running ones."""
         with quiet_optuna():
             study = optuna.create_study(directions=list(self.objective.directions), sampler=sampler)
             for t in self._told:
                 ft = self.frozen_trial(t)
                 if ft is not None:
                     study.add_trial(ft)
-            for p in self._pending:
+            for p in [*self._pending, *asked]:
                 params = self.to_optuna_params(p.params)
                 if params is not None:
                     study.add_trial(optuna.trial.create_trial(
@@ -191,28 +196,65 @@ class OptunaSearcher(Searcher):
         k = self._n_to_ask(n)
         if k <= 0:
             return []
+        out = []
+        asked_before = len(self._told) + len(self._pending)
+        if self.start is not None and not asked_before:   # the study's first trial
+            out.append(Proposal(self.start, self.samples_of(0)))
         with quiet_optuna():
             sampler = self.make_sampler(derived_seed(self.seed, len(self._told), len(self._pending)))
-        study = self.build_study(sampler)
+        study = self.build_study(sampler, asked=out)
         dists = self.distributions()
-        out = []
         with quiet_optuna():
-            for _ in range(k):
+            for _ in range(k - len(out)):
                 ot = study.ask(fixed_distributions=dists)
                 frozen = study.get_trials(deepcopy=False)[ot.number]
-                out.append(Proposal(self.from_optuna_params(ot.params), self.trial_samples,
+                out.append(Proposal(self.from_optuna_params(ot.params), self.samples_of(asked_before + len(out)),
                                     tags={SYSTEM_ATTRS_TAG: dict(frozen.system_attrs)}))
         return out
 
+    def samples_of(self, index: int) -> int:
+        """The sample count of the study's ``index``-th search trial (0-based, in the order asked)."""
+        return self.trial_samples
+
+
+def start_point(space: SearchSpace, start: str | dict | None) -> dict[str, Any] | None:
+    """The point of ``start``: ``None`` (none), ``"low"`` (TFG's weakest corner, the beam's start),
+    ``"center"`` (every strength mid-ladder) or a point (missing parameters at their start values)."""
+    if start is None:
+        return None
+    if start == "low":
+        return space.start_point()
+    if start == "center":
+        return space.center_point()
+    if not isinstance(start, dict):
+        raise SearchError(f"start must be 'low' (TFG's weakest corner), 'center' (mid-ladder) or a point of the "
+                          f"space, got {start!r}")
+    point = {**space.start_point(), **start}
+    space.validate_point(point)
+    return point
+
 
 class TPESearcher(OptunaSearcher):
-    """Optuna's multivariate TPE with the constant liar for batches."""
+    """Optuna's multivariate TPE with the constant liar for batches; its random startup trials run small."""
 
     name = "tpe"
 
-    def __init__(self, space, objective, seed=0, *, n_startup_trials: int = 8, **kwargs) -> None:
+    def __init__(self, space, objective, seed=0, *, n_startup_trials: int = 8,
+                 startup_samples: int | None = None,   # samples per startup trial (None: beam-mf's first level)
+                 **kwargs) -> None:
         self.n_startup_trials = n_startup_trials  # random trials before TPE takes over
         super().__init__(space, objective, seed, **kwargs)
+        if startup_samples is not None and (not isinstance(startup_samples, int)
+                                            or not 1 <= startup_samples <= self.trial_samples):
+            raise SearchError(f"startup_samples must be an integer in [1, trial_samples={self.trial_samples}], "
+                              f"got {startup_samples!r}")
+        # the random draws only locate the good region, so they run small, as beam-mf's first level does (a
+        # quarter of the trial size, at least 16); the trials TPE models run at full size (BENCHMARKS.md §9)
+        self.startup_samples = default_min_samples(self.trial_samples) if startup_samples is None else startup_samples
+
+    def samples_of(self, index: int) -> int:
+        """``startup_samples`` for the random startup trials, ``trial_samples`` once TPE models the results."""
+        return self.startup_samples if index < self.n_startup_trials else self.trial_samples
 
     def make_sampler(self, seed):
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.n_startup_trials, multivariate=True,

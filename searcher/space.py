@@ -250,6 +250,15 @@ class SearchSpace:
         """The beam's round-0 config: every parameter at its start value."""
         return {p.name: p.start for p in self.params}
 
+    def center_point(self) -> dict[str, Any]:
+        """The start point with every strength (log-scale parameter) in the middle of its ladder."""
+        point = self.start_point()
+        for p in self.params:
+            if isinstance(p, LogFloat):
+                ladder = p.ladder()
+                point[p.name] = ladder[(len(ladder) - 1) // 2]
+        return point
+
     def validate_point(self, values: dict[str, Any]) -> None:
         missing = sorted(set(self.names) - set(values))
         extra = sorted(set(values) - set(self.names))

@@ -128,3 +128,49 @@ def test_trial_samples_sets_the_size_of_every_proposal_and_is_checked():
     for bad in (0, 33, 8.0):
         with pytest.raises(SearchError, match=r"trial_samples must be an integer in \[1, n_samples=32\]"):
             make_searcher("tpe", space, obj, n_samples=32, trial_samples=bad)
+
+
+@pytest.mark.parametrize("start, expected", [
+    ("center", lambda space: space.center_point()),
+    ("low", lambda space: space.start_point()),
+    ({"rho": 0.25, "n_iter": 4}, lambda space: {**space.start_point(), "rho": 0.25, "n_iter": 4}),
+])
+def test_start_puts_one_chosen_point_first_and_a_rebuilt_searcher_does_not_repeat_it(start, expected):
+    space, obj = default_tfg_space(), MaximizeValidity()
+    searcher = make_searcher("tpe", space, obj, seed=2, n_samples=16, batch_size=4, start=start)
+    first = searcher.ask()
+    assert first[0].params == expected(space) and first[0].n_samples == 16
+    assert len(first) == 4 and all(p.params != first[0].params for p in first[1:])   # the rest: the sampler's
+    plain = make_searcher("tpe", space, obj, seed=2, n_samples=16, batch_size=4).ask()
+    assert expected(space) not in [p.params for p in plain]
+    searcher = make_searcher("tpe", space, obj, seed=2, n_samples=16, batch_size=4, start=start)
+    stored = run_study(searcher, SyntheticEvaluator(), max_trials=12, progress=False).told
+    assert [t.params for t in stored].count(expected(space)) == 1 and stored[0].params == expected(space)
+    rebuilt = make_searcher("tpe", space, obj, seed=2, n_samples=16, batch_size=4, start=start, trials=stored)
+    again = rebuilt.ask()
+    assert again == searcher.ask() and expected(space) not in [p.params for p in again]
+
+
+def test_start_is_checked():
+    space, obj = default_tfg_space(), MaximizeValidity()
+    with pytest.raises(SearchError, match="start must be 'low'.*'center'.*got 'middle'"):
+        make_searcher("tpe", space, obj, start="middle")
+    with pytest.raises(SearchError, match="rho=99.0 lies outside the space"):
+        make_searcher("random", space, obj, start={"rho": 99.0})
+    with pytest.raises(SearchError, match=r"unexpected \['zzz'\]"):
+        make_searcher("tpe", space, obj, start={"zzz": 1})
+
+
+def test_startup_samples_sizes_the_random_startup_trials_only_and_survives_a_rebuild():
+    space, obj = default_tfg_space(), MaximizeValidity()
+    options = dict(seed=4, n_samples=32, batch_size=3, n_startup_trials=5, startup_samples=8)
+    searcher = make_searcher("tpe", space, obj, **options)
+    stored = run_study(searcher, SyntheticEvaluator(), max_trials=7, progress=False).told
+    assert sorted(t.n_samples for t in stored) == [8] * 5 + [32] * 2
+    assert searcher.best(stored).n_samples == 32   # reported: a full-size trial, not a lucky small one
+    rebuilt = make_searcher("tpe", space, obj, trials=stored, **options)
+    assert rebuilt.ask() == searcher.ask() and {p.n_samples for p in rebuilt.ask()} == {32}
+    assert {p.n_samples for p in make_searcher("tpe", space, obj, n_samples=32, trial_samples=16).ask()} == {16}
+    for bad in (0, 17, 4.0):
+        with pytest.raises(SearchError, match=r"startup_samples must be an integer in \[1, trial_samples=16\]"):
+            make_searcher("tpe", space, obj, n_samples=32, trial_samples=16, startup_samples=bad)

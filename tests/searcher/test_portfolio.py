@@ -10,7 +10,7 @@ from synthetic_evaluator import SyntheticEvaluator, assert_restart_continues_exa
 from guidetune.evaluators.records import TrialResult
 from guidetune.searcher import MaximizeValidity, default_tfg_space, make_searcher, run_study
 from guidetune.searcher.errors import SearchError
-from guidetune.searcher.multifidelity import ProbeThenBeam, center_point
+from guidetune.searcher.multifidelity import ProbeThenBeam
 
 
 def test_probes_are_the_center_and_distinct_ladder_points_at_full_size():
@@ -18,7 +18,7 @@ def test_probes_are_the_center_and_distinct_ladder_points_at_full_size():
     s = make_searcher("portfolio", space, MaximizeValidity(), 3, n_samples=32, probes=5)
     asked = s.ask()
     assert [p.tags for p in asked] == [{"phase": "probe", "probe": i} for i in range(5)]
-    assert asked[0].params == center_point(space) == {**space.start_point(), "rho": 2**-2, "mu": 2**-2, "gamma": 0.01}
+    assert asked[0].params == space.center_point() == {**space.start_point(), "rho": 2**-2, "mu": 2**-2, "gamma": 0.01}
     assert all(p.n_samples == 32 for p in asked)
     ladders = {p.name: p.ladder() for p in space.params if p.name in ("rho", "mu", "gamma")}
     for p in asked:
