@@ -158,15 +158,19 @@ def equal_passes_table(records: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def equal_passes_summary(records: list[dict]) -> str:
+def equal_passes_summary(records: list[dict], baseline: str | None = None) -> str:
     """Per task and over all, for each searcher on a passes budget: how often it ends higher, equal or
-    lower on fresh seeds than the one on the samples budget (same target and seed), the mean fresh
-    scores, the largest loss to it, and the samples it drew."""
+    lower on fresh seeds than the baseline (the one on the samples budget, or the searcher named
+    ``baseline``) on the same target and seed, the mean fresh scores, the largest loss to it, and the
+    samples it drew."""
+    def is_baseline(r: dict) -> bool:
+        return r["searcher"] == baseline if baseline else not r.get("budget_passes")
+
     pairs: dict[tuple[str, str], list[tuple[dict, dict]]] = {}
-    for first in (r for r in records if not r.get("budget_passes")):
+    for first in filter(is_baseline, records):
         for second in records:
-            if second.get("budget_passes") and (second["task"], second["target"], second["seed"]) == (
-                    first["task"], first["target"], first["seed"]):
+            if second.get("budget_passes") and not is_baseline(second) and (
+                    second["task"], second["target"], second["seed"]) == (first["task"], first["target"], first["seed"]):
                 pairs.setdefault((second["searcher"], first["task"]), []).append((first, second))
     for name in sorted({searcher for searcher, _ in pairs}):
         pairs[name, "all"] = [pair for (searcher, _), ps in list(pairs.items()) if searcher == name for pair in ps]
@@ -198,6 +202,8 @@ def main() -> None:
     parser.add_argument("--merge", action="store_true", help="add to the stored records (searches already on "
                         "record are not run again; with --equal-passes the first searcher's record sets the passes)")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--baseline", help="with --equal-passes: compare every searcher with this one "
+                        "(default: the first, on the samples budget)")
     parser.add_argument("--equal-passes", action="store_true",
                         help="the searchers after the first get the denoiser passes the first spent, not --budget-samples")
     args = parser.parse_args()
@@ -231,7 +237,7 @@ def main() -> None:
                               f", {r['spent']} samples, {r['passes']:,.0f} passes, {r['seconds']} s", flush=True)
         everything += records
     if args.equal_passes:
-        print(equal_passes_table(everything) + "\n\n" + equal_passes_summary(everything))
+        print(equal_passes_table(everything) + "\n\n" + equal_passes_summary(everything, args.baseline))
     else:
         print(table(everything) + "\n\n" + expected_summary(everything))
 

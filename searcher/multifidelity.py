@@ -238,10 +238,7 @@ class AdaptiveFidelityBeam(BeamSearcher):
                  trials: Iterable[Trial] = ()) -> None:
         if coarse_stride < 1:
             raise SearchError(f"coarse_stride must be >= 1, got {coarse_stride}")
-        if not isinstance(start, dict) and start not in ("low", "center"):
-            raise SearchError(f"start must be 'low' (TFG's weakest corner), 'center' (mid-ladder) or a point of "
-                              f"the space, got {start!r}")
-        self.start = start
+        self.start = space.point_of(start)   # checked now; round 0 is this point and its children
         self.coarse_stride = coarse_stride
         self.two_way = two_way
         self.levels = rung_sizes(min_samples or default_min_samples(n_samples), 2, n_samples)
@@ -265,9 +262,7 @@ class AdaptiveFidelityBeam(BeamSearcher):
     def _round0(self) -> list[dict[str, Any]]:
         """The start point and its children; ``start="center"`` puts every strength (ρ̄, μ̄, γ̄) in the
         middle of its ladder (integer counts stay at their start: larger ones cost more passes)."""
-        point = self._space.center_point() if self.start == "center" else self._space.start_point()
-        if isinstance(self.start, dict):
-            point.update(self.start)
+        point = dict(self.start)
         return [point] + self._children([point], exclude=[point])
 
     def _children(self, parents: list[dict[str, Any]], exclude: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -107,7 +107,7 @@ class OptunaSearcher(Searcher):
             raise SearchError(f"trial_samples must be an integer in [1, n_samples={n_samples}], got {trial_samples!r}")
         self.batch_size = batch_size
         self.trial_samples = n_samples if trial_samples is None else trial_samples
-        self.start = start_point(space, start)
+        self.start = None if start is None else space.point_of(start)
         super().__init__(space, objective, seed, n_samples=n_samples, trials=trials)
 
     # ---- what is searched -----------------------------------------------------------------
@@ -215,23 +215,6 @@ class OptunaSearcher(Searcher):
     def samples_of(self, index: int) -> int:
         """The sample count of the study's ``index``-th search trial (0-based, in the order asked)."""
         return self.trial_samples
-
-
-def start_point(space: SearchSpace, start: str | dict | None) -> dict[str, Any] | None:
-    """The point of ``start``: ``None`` (none), ``"low"`` (TFG's weakest corner, the beam's start),
-    ``"center"`` (every strength mid-ladder) or a point (missing parameters at their start values)."""
-    if start is None:
-        return None
-    if start == "low":
-        return space.start_point()
-    if start == "center":
-        return space.center_point()
-    if not isinstance(start, dict):
-        raise SearchError(f"start must be 'low' (TFG's weakest corner), 'center' (mid-ladder) or a point of the "
-                          f"space, got {start!r}")
-    point = {**space.start_point(), **start}
-    space.validate_point(point)
-    return point
 
 
 class TPESearcher(OptunaSearcher):

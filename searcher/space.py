@@ -259,6 +259,20 @@ class SearchSpace:
                 point[p.name] = ladder[(len(ladder) - 1) // 2]
         return point
 
+    def point_of(self, start: str | dict[str, Any]) -> dict[str, Any]:
+        """The point a searcher's ``start`` option names: ``"low"`` (TFG's weakest corner, the beam's
+        start), ``"center"`` (every strength mid-ladder) or a point (missing parameters at their start)."""
+        if start == "low":
+            return self.start_point()
+        if start == "center":
+            return self.center_point()
+        if not isinstance(start, dict):
+            raise SearchSpaceError(f"start must be 'low' (TFG's weakest corner), 'center' (mid-ladder) or a point "
+                                   f"of the space, got {start!r}")
+        point = {**self.start_point(), **start}
+        self.validate_point(point)
+        return point
+
     def validate_point(self, values: dict[str, Any]) -> None:
         missing = sorted(set(self.names) - set(values))
         extra = sorted(set(values) - set(self.names))
