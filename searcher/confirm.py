@@ -197,9 +197,11 @@ def held_out(blocks: dict[int, dict[int, TrialResult]], objective: Objective, le
     error too high). Leave one block out, pick the best candidate on the other blocks, score that pick on
     the block left out; the estimate is the objective of those held-out blocks' mean metrics, with the
     interval of ``_interval``. It is a little pessimistic (each pick rests on one block fewer than the
-    winner's), never optimistic. ``blocks``: per candidate (ranking order), its results by replicate;
-    only the replicates every candidate completed take part. None when there is no choice to correct
-    (one candidate) or fewer than two common blocks."""
+    winner's), never optimistic. ``blocks``: per candidate (ranking order), its results by replicate.
+    A pick rests on all of a candidate's other blocks, as the winner's choice does (the plan's extra
+    blocks, which go to the leaders, included); only the replicates every candidate completed are left
+    out in turn, since the pick must have been run on the block it is scored on. None when there is no
+    choice to correct (one candidate) or fewer than two common blocks."""
     if len(blocks) < 2:
         return None
     common = sorted(set.intersection(*(set(b) for b in blocks.values())))
@@ -207,8 +209,8 @@ def held_out(blocks: dict[int, dict[int, TrialResult]], objective: Objective, le
         return None
     held, picks = [], []
     for left_out in common:
-        rest = [r for r in common if r != left_out]
-        scores = {i: objective.score(mean_result([b[r] for r in rest])) for i, b in blocks.items()}
+        scores = {i: objective.score(mean_result([res for r, res in b.items() if r != left_out]))
+                  for i, b in blocks.items()}
         pick = max(blocks, key=lambda i: (math.isfinite(scores[i]), scores[i] if math.isfinite(scores[i]) else 0.0, -i))
         held.append(blocks[pick][left_out])
         picks.append(pick)

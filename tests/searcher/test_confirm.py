@@ -134,6 +134,17 @@ def test_the_expected_score_scores_each_block_on_the_choice_of_the_others():
         summarise(*_confirmation([[0.90, 0.80, 0.80], [0.80, 0.85, 0.82]]), MaximizeValidity()))
 
 
+def test_the_expected_score_picks_on_the_extra_blocks_too():
+    # the plan's extra block goes to the leader A (0.95): without block 0, A's other blocks (0.80, 0.80,
+    # 0.95: 0.85) beat B's (0.835), so block 0 is scored on A, as the winner's own choice uses every block;
+    # only the blocks both ran are left out in turn
+    record, reps = _confirmation([[0.90, 0.80, 0.80, 0.95], [0.80, 0.85, 0.82]])
+    w = summarise(record, reps, MaximizeValidity())["winner"]
+    assert w["number"] == 10 and w["replicates"] == 4 and w["score"] == pytest.approx(0.8625)
+    assert w["picks"] == [10, 10, 10]
+    assert w["expected_score"] == pytest.approx((0.90 + 0.80 + 0.80) / 3)
+
+
 def test_the_expected_score_removes_the_bias_of_the_best_of_three():
     # three equally good candidates, independent noise of 0.05 per block, 3 blocks each: the winner's fresh
     # score is the largest of three means (≈ 0.85 standard errors, 0.05 · 0.85 / √3 ≈ 0.025 too high);
