@@ -161,28 +161,35 @@ def equal_passes_table(records: list[dict]) -> str:
 def equal_passes_summary(records: list[dict], baseline: str | None = None) -> str:
     """Per task and over all, for each searcher on a passes budget: how often it ends higher, equal or
     lower on fresh seeds than the baseline (the one on the samples budget, or the searcher named
-    ``baseline``) on the same target and seed, the mean fresh scores, the largest loss to it, and the
-    samples it drew."""
+    ``baseline``: then every other searcher, the one on the samples budget included) on the same target
+    and seed, the mean fresh scores, the largest loss to it, the samples it drew, and how far its own
+    reported score held: the largest "reported − fresh" and how often the fresh score lies outside the
+    reported interval (searches with a confirmation)."""
     def is_baseline(r: dict) -> bool:
         return r["searcher"] == baseline if baseline else not r.get("budget_passes")
 
     pairs: dict[tuple[str, str], list[tuple[dict, dict]]] = {}
     for first in filter(is_baseline, records):
         for second in records:
-            if second.get("budget_passes") and not is_baseline(second) and (
+            if (baseline or second.get("budget_passes")) and not is_baseline(second) and (
                     second["task"], second["target"], second["seed"]) == (first["task"], first["target"], first["seed"]):
                 pairs.setdefault((second["searcher"], first["task"]), []).append((first, second))
     for name in sorted({searcher for searcher, _ in pairs}):
         pairs[name, "all"] = [pair for (searcher, _), ps in list(pairs.items()) if searcher == name for pair in ps]
     rows = ["| task | searches | second higher / equal / lower | mean fresh first → second | largest loss of the "
-            "second (points) | samples the second drew |", "|---|---|---|---|---|---|"]
+            "second (points) | samples the second drew | largest reported − fresh of the second (points) | fresh "
+            "outside its reported interval |", "|---|---|---|---|---|---|---|---|"]
     for (_, task), ps in sorted(pairs.items(), key=lambda kv: (kv[0][0], kv[0][1] == "all", kv[0][1])):
         diffs = [round(b["fresh"] - a["fresh"], 6) for a, b in ps]
         names = f"{ps[0][0]['searcher']} → {ps[0][1]['searcher']}"
+        held = [b for _, b in ps if b["reported"] is not None and b["reported_half_width"] is not None]
+        over = f"{100 * max(b['reported'] - b['fresh'] for b in held):.1f}" if held else "–"
+        outside = sum(abs(b["reported"] - b["fresh"]) > b["reported_half_width"] for b in held)
         rows.append(f"| {task} | {len(ps)} | {sum(d > 0 for d in diffs)} / {sum(d == 0 for d in diffs)} / "
                     f"{sum(d < 0 for d in diffs)} | {names}: {statistics.fmean(a['fresh'] for a, _ in ps):.3f} → "
                     f"{statistics.fmean(b['fresh'] for _, b in ps):.3f} | {max(0.0, -100 * min(diffs)):.1f} | "
-                    f"{min(b['spent'] for _, b in ps):,}–{max(b['spent'] for _, b in ps):,} |")
+                    f"{min(b['spent'] for _, b in ps):,}–{max(b['spent'] for _, b in ps):,} | {over} | "
+                    f"{outside} of {len(held)} |")
     return "\n".join(rows)
 
 
